@@ -1,0 +1,68 @@
+"""In-memory experiment repository: for unit tests and `INSPILOT_STORAGE_BACKEND=memory`.
+
+Keeps the same promises as the MongoDB adapter (the shared contract suite checks it):
+schemes come back equal to what was saved, saves are whole, records are newest first.
+Data is gone when the process ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+
+from application.ports import ExperimentRepository
+from domain.errors import NotFound
+from domain.experiment import Experiment
+from domain.generation import GenerationRecord
+
+
+class InMemoryExperimentRepository(ExperimentRepository):
+    def __init__(self) -> None:
+        self._experiments: dict[str, Experiment] = {}
+        self._generations: dict[str, GenerationRecord] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def get_or_create(self, experiment: Experiment) -> Experiment:
+        async with self._lock:
+            existing = self._experiments.get(experiment.username)
+            if existing is not None:
+                return existing
+            self._experiments[experiment.username] = experiment
+            return experiment
+
+    async def get(self, username: str) -> Experiment | None:
+        return self._experiments.get(username)
+
+    async def save(self, experiment: Experiment) -> None:
+        async with self._lock:
+            stored = self._experiments.get(experiment.username)
+            if stored is None:
+                raise NotFound(f"username: no session for '{experiment.username}', call /paint/start first")
+            # The id and creation time belong to the stored session, not to the caller.
+            self._experiments[experiment.username] = replace(
+                experiment, id=stored.id, created_at=stored.created_at
+            )
+
+    async def add_generation(self, record: GenerationRecord) -> None:
+        self._generations[record.id] = record
+
+    async def get_generation(self, record_id: str) -> GenerationRecord | None:
+        return self._generations.get(record_id)
+
+    async def list_generations(
+        self, username: str | None = None, limit: int = 100
+    ) -> Sequence[GenerationRecord]:
+        records = [
+            record
+            for record in self._generations.values()
+            if username is None or record.username == username
+        ]
+        records.sort(key=lambda record: record.started_at, reverse=True)
+        return records[:limit]

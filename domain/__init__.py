@@ -1,0 +1,1 @@
+"""The core of InsPilot: what a stimulus, a session and a generation are. Standard library only."""

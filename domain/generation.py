@@ -1,0 +1,77 @@
+"""The generation record: everything researchers need to see how a stimulus came about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from domain.experiment import new_id
+
+
+class Pipeline(StrEnum):
+    RAPID_DIVERGENCE = "rapid_divergence"
+    DEEP_DIVERGENCE = "deep_divergence"
+    CONVERGE_SELECT = "converge_select"
+    CONVERGE_EXPAND = "converge_expand"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TextStep:
+    """One request to the text model: the rendered prompt, the raw answer, what we kept."""
+
+    name: str
+    prompt: str
+    started_at: datetime
+    finished_at: datetime
+    attempt: int = 1
+    raw_answer: str | None = None
+    items: tuple[str, ...] = ()
+    model: str | None = None
+    image_count: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageStep:
+    """One text-to-image job; `image` holds the PNG bytes that were returned."""
+
+    name: str
+    prompt: str
+    negative_prompt: str
+    started_at: datetime
+    finished_at: datetime
+    image: bytes | None = None
+    seed: int | None = None
+    model: str | None = None
+    instance: str | None = None
+    error: str | None = None
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One /generate request, successful or not, with every step it took."""
+
+    pipeline: Pipeline
+    inputs: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime
+    outcome: Outcome
+    text_steps: tuple[TextStep, ...] = ()
+    image_steps: tuple[ImageStep, ...] = ()
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    username: str | None = None
+    id: str = field(default_factory=new_id)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,1 @@
+"""Composition root, HTTP app and command line."""

@@ -1,0 +1,1 @@
+"""The Litestar HTTP app: legacy contract controller, envelope, error mapping."""
