@@ -44,7 +44,9 @@ class InMemoryExperimentRepository(ExperimentRepository):
         async with self._lock:
             stored = self._experiments.get(experiment.username)
             if stored is None:
-                raise NotFound(f"username: no session for '{experiment.username}', call /paint/start first")
+                raise NotFound(
+                    f"username: no session for '{experiment.username}', call /paint/start first"
+                )
             # The id and creation time belong to the stored session, not to the caller.
             self._experiments[experiment.username] = replace(
                 experiment, id=stored.id, created_at=stored.created_at

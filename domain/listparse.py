@@ -13,9 +13,7 @@ from dataclasses import dataclass
 _SEPARATORS = re.compile(r"[#＃]")
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 # "1.", "1、", "1)", "(1)", "（1）", "1:", "①", "- ", "* ", "• " at the start of an item.
-_NUMBERING = re.compile(
-    r"^\s*(?:[(（\[]?\d{1,2}\s*[).、:：）\]]|[①-⑳]|[-*•·])\s*"
-)
+_NUMBERING = re.compile(r"^\s*(?:[(（\[]?\d{1,2}\s*[).、:：）\]]|[①-⑳]|[-*•·])\s*")
 _QUOTES = "\"'“”‘’「」『』《》`"
 _TRAILING_PUNCTUATION = "。；;，,"
 

@@ -1,0 +1,41 @@
+"""Running independent steps side by side and surfacing the error that explains a failure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
+
+from domain.errors import InsPilotError
+
+T = TypeVar("T")
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaves.extend(_leaves(exc))
+        else:
+            leaves.append(exc)
+    return leaves
+
+
+async def run_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all at once; on the first failure cancel the rest and raise that failure.
+
+    A TaskGroup reports failures as an ExceptionGroup; the HTTP layer maps single typed
+    errors, so the most telling leaf (one of ours, if any) is raised unwrapped.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_as_coroutine(item)) for item in awaitables]
+    except BaseExceptionGroup as failure:
+        leaves = _leaves(failure)
+        ours = [exc for exc in leaves if isinstance(exc, InsPilotError)]
+        raise (ours or leaves)[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable

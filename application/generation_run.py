@@ -1,0 +1,220 @@
+"""One pipeline run: asks the models, parses their answers and records every step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from application.concurrency import run_all
+from application.ports import (
+    Clock,
+    ExperimentRepository,
+    GeneratedImage,
+    ImageGenerator,
+    PromptCatalog,
+    TextGenerator,
+    TextRequest,
+)
+from application.steps import StepSpec
+from domain.errors import InsPilotError, ModelAnswerInvalid
+from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
+from domain.listparse import ListMismatch, parse_list
+
+Reconcile = Callable[[str], list[str] | ListMismatch]
+
+
+class ModelGateway:
+    """The ports a pipeline needs, bundled so use cases take one argument, not five."""
+
+    def __init__(
+        self,
+        text: TextGenerator,
+        images: ImageGenerator,
+        prompts: PromptCatalog,
+        repository: ExperimentRepository,
+        clock: Clock,
+        list_attempts: int = 3,
+    ) -> None:
+        self.text = text
+        self.images = images
+        self.prompts = prompts
+        self.repository = repository
+        self.clock = clock
+        self.list_attempts = list_attempts
+
+    def run(
+        self, pipeline: Pipeline, inputs: dict[str, Any], username: str | None
+    ) -> GenerationRun:
+        return GenerationRun(self, pipeline, inputs, username)
+
+
+class GenerationRun:
+    """Collects the steps of one request; `finish` and `fail` save the record.
+
+    Use as `async with gateway.run(...) as run:`; the record is saved on success and on
+    failure, so researchers see the failed runs too.
+    """
+
+    def __init__(
+        self,
+        gateway: ModelGateway,
+        pipeline: Pipeline,
+        inputs: dict[str, Any],
+        username: str | None,
+    ) -> None:
+        self._gateway = gateway
+        self._pipeline = pipeline
+        self._inputs = inputs
+        self._username = username
+        self._text_steps: list[TextStep] = []
+        self._image_steps: list[ImageStep] = []
+        self._started_at = gateway.clock.now()
+        self.result: Any = None
+
+    async def __aenter__(self) -> GenerationRun:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None:
+            await self._save(Outcome.SUCCEEDED, None)
+        else:
+            await self._save(Outcome.FAILED, exc)
+
+    async def _save(self, outcome: Outcome, exc: BaseException | None) -> None:
+        record = GenerationRecord(
+            pipeline=self._pipeline,
+            inputs=self._inputs,
+            started_at=self._started_at,
+            finished_at=self._gateway.clock.now(),
+            outcome=outcome,
+            text_steps=tuple(self._text_steps),
+            image_steps=tuple(self._image_steps),
+            result=self.result,
+            error=None if exc is None else _describe(exc),
+            error_type=None if exc is None else type(exc).__name__,
+            username=self._username,
+        )
+        await self._gateway.repository.add_generation(record)
+
+    async def ask_list(
+        self,
+        spec: StepSpec,
+        variables: dict[str, str],
+        expected: int,
+        *,
+        images: Sequence[str] = (),
+        options: Sequence[str] = (),
+        reconcile: Reconcile | None = None,
+        attempts: int | None = None,
+    ) -> list[str]:
+        """Ask for `expected` items; a count the parser cannot reconcile is asked again."""
+        gateway = self._gateway
+        prompt = gateway.prompts.render(spec.key, variables)
+        request = TextRequest(
+            step=spec.key,
+            prompt=prompt,
+            expected_count=expected,
+            images=tuple(images),
+            options=tuple(options),
+        )
+        fit = reconcile or (lambda answer: parse_list(answer, expected))
+        mismatch: ListMismatch | None = None
+        max_attempts = attempts or gateway.list_attempts
+        for attempt in range(1, max_attempts + 1):
+            started = gateway.clock.now()
+            try:
+                answer = await gateway.text.complete(request)
+            except InsPilotError as exc:
+                self._text_steps.append(
+                    TextStep(
+                        spec.key,
+                        prompt,
+                        started,
+                        gateway.clock.now(),
+                        attempt,
+                        image_count=len(images),
+                        error=_describe(exc),
+                    )
+                )
+                raise
+            fitted = fit(answer.text)
+            finished = gateway.clock.now()
+            if isinstance(fitted, ListMismatch):
+                mismatch = fitted
+                self._text_steps.append(
+                    TextStep(
+                        spec.key,
+                        prompt,
+                        started,
+                        finished,
+                        attempt,
+                        answer.text,
+                        model=answer.model,
+                        image_count=len(images),
+                        error=fitted.describe(),
+                    )
+                )
+                continue
+            self._text_steps.append(
+                TextStep(
+                    spec.key,
+                    prompt,
+                    started,
+                    finished,
+                    attempt,
+                    answer.text,
+                    tuple(fitted),
+                    answer.model,
+                    len(images),
+                )
+            )
+            return fitted
+        detail = mismatch.describe() if mismatch else "no usable answer"
+        raise ModelAnswerInvalid(
+            f"text model: step {spec.key} gave an unusable list "
+            f"({detail}) after {max_attempts} attempts"
+        )
+
+    async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
+        """Render one image per prompt, all at once; any failure fails the whole set."""
+        template = self._gateway.prompts.image_template(kind)
+        return await run_all(self._render_one(kind, template.request_for(p)) for p in prompts)
+
+    async def _render_one(self, kind: str, request: Any) -> ImageStep:
+        clock = self._gateway.clock
+        started = clock.now()
+        try:
+            image: GeneratedImage = await self._gateway.images.generate(request)
+        except InsPilotError as exc:
+            self._image_steps.append(
+                ImageStep(
+                    kind,
+                    request.prompt,
+                    request.negative_prompt,
+                    started,
+                    clock.now(),
+                    error=_describe(exc),
+                )
+            )
+            raise
+        step = ImageStep(
+            kind,
+            request.prompt,
+            request.negative_prompt,
+            started,
+            clock.now(),
+            image=image.data,
+            seed=image.seed,
+            model=image.model,
+            instance=image.instance,
+        )
+        self._image_steps.append(step)
+        return step
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, InsPilotError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,1 @@
+"""One module per use case; each class has one `async execute(command)`."""

@@ -1,0 +1,104 @@
+"""ConvergeSelect: name every scheme from its sketch and notes, then choose the most promising."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.generation_run import ModelGateway
+from application.steps import SELECT_CHOOSE, SELECT_NAMES
+from application.use_cases.deep_divergence import describe_texts
+from domain.choices import make_unique, match_choices
+from domain.generation import Pipeline
+from domain.listparse import ListMismatch, split_items
+
+# The choice is asked once more when nothing in the answer matches a name, then fails.
+CHOOSE_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class SchemeSketch:
+    design_texts: tuple[str, ...]
+    design_image: str | None
+
+
+@dataclass(frozen=True)
+class ConvergeSelectCommand:
+    design_task: str
+    select_num: int
+    schemes: tuple[SchemeSketch, ...]
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class ConvergeSelectResult:
+    names: tuple[str, ...]
+    selected: tuple[str, ...]
+
+
+def describe_schemes(schemes: tuple[SchemeSketch, ...], names: list[str] | None = None) -> str:
+    """List the schemes in order, saying which attached image is whose sketch.
+
+    Sketches may be missing, so image k is not always scheme k: the listing names it.
+    """
+    lines = []
+    image_number = 0
+    for index, scheme in enumerate(schemes, start=1):
+        label = f"方案{index}" + (f"「{names[index - 1]}」" if names else "")
+        if scheme.design_image:
+            image_number += 1
+            sketch = f"草图：第{image_number}张图片"
+        else:
+            sketch = "草图：无"
+        lines.append(f"{label}：文字说明：{describe_texts(scheme.design_texts)}；{sketch}")
+    return "\n".join(lines)
+
+
+class ConvergeSelect:
+    """One name per scheme, in order, unique; `selected` holds only names from `names`."""
+
+    def __init__(self, gateway: ModelGateway) -> None:
+        self._gateway = gateway
+
+    async def execute(self, command: ConvergeSelectCommand) -> ConvergeSelectResult:
+        inputs = {
+            "designTask": command.design_task,
+            "selectNum": command.select_num,
+            "schemes": [
+                {"designTexts": list(s.design_texts), "designImage": s.design_image}
+                for s in command.schemes
+            ],
+        }
+        async with self._gateway.run(Pipeline.CONVERGE_SELECT, inputs, command.username) as run:
+            count = len(command.schemes)
+            raw_names = await run.ask_list(
+                SELECT_NAMES,
+                {
+                    "design_task": command.design_task,
+                    "schemes": describe_schemes(command.schemes),
+                    "num": str(count),
+                },
+                count,
+                images=[s.design_image for s in command.schemes if s.design_image],
+            )
+            names = make_unique(raw_names)
+            wanted = min(command.select_num, count)
+
+            def fit(answer: str) -> list[str] | ListMismatch:
+                chosen = match_choices(split_items(answer), names, wanted)
+                return chosen or ListMismatch(expected=wanted, received=0)
+
+            selected = await run.ask_list(
+                SELECT_CHOOSE,
+                {
+                    "design_task": command.design_task,
+                    "schemes": describe_schemes(command.schemes, names),
+                    "names": "#".join(names),
+                    "select_num": str(wanted),
+                },
+                wanted,
+                options=names,
+                reconcile=fit,
+                attempts=CHOOSE_ATTEMPTS,
+            )
+            run.result = {"names": names, "selected": selected}
+            return ConvergeSelectResult(tuple(names), tuple(selected))

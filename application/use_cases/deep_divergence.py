@@ -1,0 +1,127 @@
+"""GenerateDeepDivergence: three stimuli (scene, concept, function) for one sketch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.concurrency import run_all
+from application.generation_run import GenerationRun, ModelGateway
+from application.steps import (
+    DEEP_CONCEPTS,
+    DEEP_FUNCTIONS,
+    DEEP_IDENTIFY,
+    DEEP_PLACES,
+    DEEP_PRODUCTS,
+    DEEP_SCENE_PROMPTS,
+    SCENE_IMAGES,
+)
+from application.use_cases.rapid_divergence import join_items
+from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
+from domain.errors import InvalidInput
+from domain.generation import ImageStep, Pipeline
+
+DEEP_STIMULI = 3
+NO_TEXTS = "（无文字说明）"
+
+
+def describe_texts(texts: tuple[str, ...]) -> str:
+    """The designer's notes as one line for a prompt; a sketch without notes says so."""
+    kept = [text.strip() for text in texts if text.strip()]
+    return "；".join(kept) if kept else NO_TEXTS
+
+
+@dataclass(frozen=True)
+class DeepDivergenceCommand:
+    design_task: str
+    design_texts: tuple[str, ...]
+    design_image: str | None
+    scheme_id: int | str
+    username: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.design_image and not any(text.strip() for text in self.design_texts):
+            raise InvalidInput(
+                "prompts.designTexts", "a scheme needs texts or a designImage to work from"
+            )
+
+
+@dataclass(frozen=True)
+class DeepDivergenceResult:
+    scheme_id: int | str
+    creatives: tuple[Creative, ...]
+
+
+class GenerateDeepDivergence:
+    """Name the sketch (vision), three related products, then scenes, concepts and functions.
+
+    Scenes (places → prompts → images), concepts and functions all need only the
+    products, so the three run side by side.
+    """
+
+    def __init__(self, gateway: ModelGateway) -> None:
+        self._gateway = gateway
+
+    async def execute(self, command: DeepDivergenceCommand) -> DeepDivergenceResult:
+        inputs = {
+            "designTask": command.design_task,
+            "designTexts": list(command.design_texts),
+            "designImage": command.design_image,
+            "schemeId": command.scheme_id,
+        }
+        async with self._gateway.run(Pipeline.DEEP_DIVERGENCE, inputs, command.username) as run:
+            texts = describe_texts(command.design_texts)
+            (name,) = await run.ask_list(
+                DEEP_IDENTIFY,
+                {"design_task": command.design_task, "design_texts": texts},
+                1,
+                images=[command.design_image] if command.design_image else [],
+            )
+            n = DEEP_STIMULI
+            products = await run.ask_list(
+                DEEP_PRODUCTS,
+                {"product": f"{name}：{texts}", "num": str(n), "design_task": command.design_task},
+                n,
+            )
+            listed = {"products": join_items(products), "num": str(n)}
+            images, concepts, functions = await run_all(
+                [
+                    _scene_chain(run, command.design_task, products),
+                    run.ask_list(DEEP_CONCEPTS, listed, n),
+                    run.ask_list(DEEP_FUNCTIONS, {**listed, "design_task": command.design_task}, n),
+                ]
+            )
+            creatives = tuple(
+                Creative(
+                    CreativeType.DEEP,
+                    DisplayType.SEQUENCE,
+                    (
+                        Item.image_item(ItemType.ABSTRACT_IMAGE, image.image or b""),
+                        Item.text_item(ItemType.ABSTRACT_TEXT, concept),
+                        Item.text_item(ItemType.CONCRETE_TEXT, function),
+                    ),
+                )
+                for image, concept, function in zip(images, concepts, functions, strict=True)
+            )
+            run.result = {
+                "name": name,
+                "products": products,
+                "concepts": concepts,
+                "functions": functions,
+                "images": [image.id for image in images],
+            }
+            return DeepDivergenceResult(command.scheme_id, creatives)
+
+
+async def _scene_chain(
+    run: GenerationRun, design_task: str, products: list[str]
+) -> list[ImageStep]:
+    n = str(len(products))
+    places = await run.ask_list(
+        DEEP_PLACES,
+        {"products": join_items(products), "num": n, "design_task": design_task},
+        len(products),
+    )
+    prompts = await run.ask_list(
+        DEEP_SCENE_PROMPTS, {"places": join_items(places), "num": n}, len(places)
+    )
+    return await run.render_images(SCENE_IMAGES, prompts)

@@ -1,0 +1,88 @@
+"""GenerateRapidDivergence: N scene pictures, each paired with an abstract concept text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.concurrency import run_all
+from application.generation_run import GenerationRun, ModelGateway
+from application.steps import (
+    RAPID_CONCEPTS,
+    RAPID_PLACES,
+    RAPID_PRODUCTS,
+    RAPID_SCENE_PROMPTS,
+    SCENE_IMAGES,
+)
+from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
+from domain.generation import ImageStep, Pipeline
+
+
+def join_items(items: list[str]) -> str:
+    """Lists go into prompts the way models are asked to answer: `#`-separated."""
+    return "#".join(items)
+
+
+@dataclass(frozen=True)
+class RapidDivergenceCommand:
+    task: str
+    num: int
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class RapidDivergenceResult:
+    creatives: tuple[Creative, ...]
+
+
+class GenerateRapidDivergence:
+    """Products, then two chains side by side: places → SD prompts → images, and concepts.
+
+    The concept texts need only the products, so they never wait for the scenes.
+    """
+
+    def __init__(self, gateway: ModelGateway) -> None:
+        self._gateway = gateway
+
+    async def execute(self, command: RapidDivergenceCommand) -> RapidDivergenceResult:
+        inputs = {"task": command.task, "num": command.num}
+        async with self._gateway.run(Pipeline.RAPID_DIVERGENCE, inputs, command.username) as run:
+            n = command.num
+            products = await run.ask_list(RAPID_PRODUCTS, {"task": command.task, "num": str(n)}, n)
+            images, concepts = await run_all(
+                [
+                    _scene_chain(run, command.task, products),
+                    run.ask_list(
+                        RAPID_CONCEPTS,
+                        {"products": join_items(products), "num": str(n), "task": command.task},
+                        n,
+                    ),
+                ]
+            )
+            creatives = tuple(
+                Creative(
+                    CreativeType.RAPID_ABSTRACT,
+                    DisplayType.SEQUENCE,
+                    (
+                        Item.image_item(ItemType.ABSTRACT_IMAGE, image.image or b""),
+                        Item.text_item(ItemType.ABSTRACT_TEXT, concept),
+                    ),
+                )
+                for image, concept in zip(images, concepts, strict=True)
+            )
+            run.result = {
+                "products": products,
+                "concepts": concepts,
+                "images": [image.id for image in images],
+            }
+            return RapidDivergenceResult(creatives)
+
+
+async def _scene_chain(run: GenerationRun, task: str, products: list[str]) -> list[ImageStep]:
+    n = str(len(products))
+    places = await run.ask_list(
+        RAPID_PLACES, {"products": join_items(products), "num": n, "task": task}, len(products)
+    )
+    prompts = await run.ask_list(
+        RAPID_SCENE_PROMPTS, {"places": join_items(places), "num": n, "task": task}, len(places)
+    )
+    return await run.render_images(SCENE_IMAGES, prompts)

@@ -1,0 +1,60 @@
+"""StartSession and SaveSession: the participant's work, created once and saved whole."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from application.ports import Clock, ExperimentRepository
+from domain.errors import NotFound
+from domain.experiment import Experiment, Scheme, Stage
+
+
+@dataclass(frozen=True)
+class StartSessionCommand:
+    username: str
+
+
+class StartSession:
+    """Returns the participant's session, creating an empty one on the first call."""
+
+    def __init__(self, repository: ExperimentRepository, clock: Clock) -> None:
+        self._repository = repository
+        self._clock = clock
+
+    async def execute(self, command: StartSessionCommand) -> Experiment:
+        now = self._clock.now()
+        fresh = Experiment(username=command.username, created_at=now, updated_at=now)
+        return await self._repository.get_or_create(fresh)
+
+
+@dataclass(frozen=True)
+class SaveSessionCommand:
+    """A save replaces what it names; `None`, or a stage absent from `schemes`, is kept."""
+
+    username: str
+    current_stage: Stage | None = None
+    design_task: str | None = None
+    schemes: Mapping[Stage, tuple[Scheme, ...]] = field(default_factory=dict)
+
+
+class SaveSession:
+    """Saves a started session whole; an unknown participant is NotFound, nothing is created."""
+
+    def __init__(self, repository: ExperimentRepository, clock: Clock) -> None:
+        self._repository = repository
+        self._clock = clock
+
+    async def execute(self, command: SaveSessionCommand) -> None:
+        stored = await self._repository.get(command.username)
+        if stored is None:
+            raise NotFound(
+                f"username: no session for '{command.username}'; call /paint/start first"
+            )
+        updated = stored.with_saved_state(
+            current_stage=command.current_stage,
+            design_task=command.design_task,
+            schemes=command.schemes,
+            at=self._clock.now(),
+        )
+        await self._repository.save(updated)

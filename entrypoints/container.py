@@ -1,0 +1,71 @@
+"""The composition root: one container picks every adapter from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from adapters.demo_images import DemoImageGenerator
+from adapters.demo_text import DemoTextGenerator
+from adapters.filesystem_prompts import FilesystemPromptCatalog
+from adapters.memory_repository import InMemoryExperimentRepository
+from adapters.system_clock import SystemClock
+from application.generation_run import ModelGateway
+from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
+from application.use_cases.converge_expand import ConvergeExpand
+from application.use_cases.converge_select import ConvergeSelect
+from application.use_cases.deep_divergence import GenerateDeepDivergence
+from application.use_cases.rapid_divergence import GenerateRapidDivergence
+from application.use_cases.sessions import SaveSession, StartSession
+from entrypoints.settings import Settings
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration(strict=True)
+
+    clock = providers.Singleton(SystemClock)
+    prompts = providers.Singleton(
+        FilesystemPromptCatalog,
+        directory=config.prompts_dir,
+        text_steps=TEXT_STEPS,
+        image_kinds=IMAGE_KINDS,
+        positive_spec=IMAGE_POSITIVE,
+    )
+
+    text_generator: providers.Provider[Any] = providers.Selector(
+        config.text_backend,
+        demo=providers.Singleton(DemoTextGenerator, latency_s=config.demo_text_latency_s),
+    )
+    image_generator: providers.Provider[Any] = providers.Selector(
+        config.images_backend,
+        demo=providers.Singleton(DemoImageGenerator, latency_s=config.demo_image_latency_s),
+    )
+    repository: providers.Provider[Any] = providers.Selector(
+        config.storage_backend,
+        memory=providers.Singleton(InMemoryExperimentRepository),
+    )
+
+    gateway = providers.Singleton(
+        ModelGateway,
+        text=text_generator,
+        images=image_generator,
+        prompts=prompts,
+        repository=repository,
+        clock=clock,
+        list_attempts=config.list_attempts,
+    )
+
+    start_session = providers.Factory(StartSession, repository=repository, clock=clock)
+    save_session = providers.Factory(SaveSession, repository=repository, clock=clock)
+    rapid_divergence = providers.Factory(GenerateRapidDivergence, gateway=gateway)
+    deep_divergence = providers.Factory(GenerateDeepDivergence, gateway=gateway)
+    converge_select = providers.Factory(ConvergeSelect, gateway=gateway)
+    converge_expand = providers.Factory(ConvergeExpand, gateway=gateway)
+
+
+def build_container(settings: Settings | None = None) -> Container:
+    """A container configured from `settings` (default: the environment)."""
+    container = Container()
+    container.config.from_dict((settings or Settings.load()).as_config())
+    return container

@@ -1,0 +1,78 @@
+"""The Litestar app factory: routes, CORS, body limit, error mapping and adapter lifecycles."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+
+from entrypoints.container import Container, build_container
+from entrypoints.http.envelope import EXCEPTION_HANDLERS
+from entrypoints.http.legacy import LegacyController, ping_get, ping_post
+
+logger = logging.getLogger("inspilot")
+
+
+def _adapters(container: Container) -> list[Any]:
+    """The adapters that hold connections, in start order (storage first)."""
+    return [container.repository(), container.text_generator(), container.image_generator()]
+
+
+@asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Open clients on the app's own event loop and close them on it (pymongo, httpx, openai
+    clients must never cross event loops)."""
+    container: Container = app.state.container
+    started: list[Any] = []
+    try:
+        for adapter in _adapters(container):
+            start = getattr(adapter, "start", None)
+            if start is not None:
+                await start()
+            started.append(adapter)
+        logger.info(
+            "InsPilot ready: text=%s images=%s storage=%s",
+            type(started[1]).__name__,
+            type(started[2]).__name__,
+            type(started[0]).__name__,
+        )
+        yield
+    finally:
+        for adapter in reversed(started):
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                await close()
+        container.shutdown_resources()
+        container.reset_singletons()
+        # The prompt catalog was checked at creation; keep it for a restarted lifespan.
+
+
+def create_app(container: Container | None = None) -> Litestar:
+    """Build the app; a broken prompt template raises here, so the service never starts with it."""
+    container = container or build_container()
+    container.prompts()  # loads and validates every template now, not on the first request
+    config = container.config
+    return Litestar(
+        route_handlers=[LegacyController, ping_get, ping_post],
+        lifespan=[_lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        cors_config=CORSConfig(
+            allow_origins=list(config.cors_origins()),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Content-Type", "Authorization"],
+        ),
+        openapi_config=OpenAPIConfig(title="InsPilot API", version="0.1.0", path="/schema"),
+        request_max_body_size=config.max_body_mb() * 1024 * 1024,
+        state=_state(container),
+    )
+
+
+def _state(container: Container) -> Any:
+    from litestar.datastructures import State
+
+    return State({"container": container})

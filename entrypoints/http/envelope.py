@@ -1,0 +1,115 @@
+"""The legacy envelope and the one mapping from the error taxonomy to status, code and message."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+
+from domain.errors import (
+    ContentRejected,
+    InsPilotError,
+    InvalidInput,
+    ModelError,
+    ModelTimeout,
+    ModelUnavailable,
+    NotFound,
+    StorageError,
+)
+
+logger = logging.getLogger("inspilot.http")
+
+CODE_OK = 0
+CODE_INVALID = 1
+CODE_MODEL_FAILURE = 2
+CODE_INTERNAL = 3
+
+_encoder = msgspec.json.Encoder()
+
+
+def envelope(
+    data: Any = None,
+    *,
+    success: bool = True,
+    code: int = CODE_OK,
+    message: str = "ok",
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = _encoder.encode({"success": success, "data": data, "code": code, "message": message})
+    return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+def _status_and_code(exc: InsPilotError) -> tuple[int, int]:
+    if isinstance(exc, InvalidInput):
+        return 400, CODE_INVALID
+    if isinstance(exc, NotFound):
+        return 404, CODE_INVALID
+    if isinstance(exc, ModelUnavailable):
+        return 503, CODE_MODEL_FAILURE
+    if isinstance(exc, ModelTimeout):
+        return 504, CODE_MODEL_FAILURE
+    if isinstance(exc, ContentRejected):
+        return 422, CODE_MODEL_FAILURE
+    if isinstance(exc, ModelError):
+        return 502, CODE_MODEL_FAILURE
+    if isinstance(exc, StorageError):
+        return 503, CODE_INTERNAL
+    return 400, CODE_INVALID
+
+
+def handle_inspilot_error(request: Request[Any, Any, Any], exc: InsPilotError) -> Response[bytes]:
+    status, code = _status_and_code(exc)
+    headers = None
+    if isinstance(exc, ModelUnavailable) and exc.retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    log = logger.info if status < 500 else logger.warning
+    log(
+        "%s %s -> %s %s: %s",
+        request.method,
+        request.url.path,
+        status,
+        type(exc).__name__,
+        exc.message,
+    )
+    return envelope(
+        success=False, code=code, message=exc.message, status_code=status, headers=headers
+    )
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    """Unknown routes, wrong methods, oversized bodies: the envelope too, never HTML."""
+    status = exc.status_code
+    if status == 404:
+        message = f"no route {request.method} {request.url.path}"
+    elif status == 405:
+        message = f"method {request.method} not allowed on {request.url.path}"
+    elif status == 413:
+        message = "body: request body is larger than INSPILOT_MAX_BODY_MB allows"
+    else:
+        message = str(exc.detail)
+    code = CODE_INVALID if status < 500 else CODE_INTERNAL
+    return envelope(
+        success=False, code=code, message=message, status_code=status, headers=exc.headers
+    )
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return envelope(
+        success=False,
+        code=CODE_INTERNAL,
+        message="internal error; see the server log",
+        status_code=500,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    InsPilotError: handle_inspilot_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

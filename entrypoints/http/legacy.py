@@ -1,0 +1,99 @@
+"""The legacy controller: the paths and shapes the existing front end speaks (CONTRACT.md)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.datastructures import State
+
+from entrypoints.http.envelope import envelope
+from entrypoints.http.legacy_requests import (
+    Limits,
+    generate_command,
+    save_command,
+    start_command,
+)
+from entrypoints.http.presenters import present_creatives, present_session
+
+AnyRequest = Request[Any, Any, State]
+
+
+def _container(request: AnyRequest) -> Any:
+    return request.app.state.container
+
+
+def _limits(request: AnyRequest) -> Limits:
+    config = _container(request).config
+    return Limits(max_num=config.max_num(), max_image_bytes=config.max_image_mb() * 1024 * 1024)
+
+
+@get(
+    "/ping",
+    operation_id="pingGet",
+    media_type=MediaType.TEXT,
+    tags=["legacy"],
+    sync_to_thread=False,
+)
+def ping_get() -> str:
+    """Liveness: plain text `pong`, no envelope."""
+    return "pong"
+
+
+@post(
+    "/ping",
+    operation_id="pingPost",
+    media_type=MediaType.TEXT,
+    status_code=200,
+    tags=["legacy"],
+    sync_to_thread=False,
+)
+def ping_post() -> str:
+    """Liveness over POST, as the front end may call it."""
+    return "pong"
+
+
+class LegacyController(Controller):
+    """Handlers decode, call one use case and wrap the result; errors are mapped in one place."""
+
+    tags: ClassVar[list[str]] = ["legacy"]
+
+    @post("/paint/start", operation_id="paintStart", status_code=200)
+    async def start(self, request: AnyRequest) -> Response[bytes]:
+        """The participant's session, created on first call. Body: `{"username": str}`."""
+        command = start_command(await request.body())
+        experiment = await _container(request).start_session().execute(command)
+        return envelope(present_session(experiment))
+
+    @post("/paint/save", operation_id="paintSave", status_code=200)
+    async def save(self, request: AnyRequest) -> Response[bytes]:
+        """Save the whole session of a started participant; 404 for an unknown one."""
+        command = save_command(await request.body())
+        await _container(request).save_session().execute(command)
+        return envelope(None)
+
+    @post("/generate", operation_id="generate", status_code=200)
+    async def generate(self, request: AnyRequest) -> Response[bytes]:
+        """Run one of the four stimulus pipelines (`type` 0-3) of the paint app (`appid` 0)."""
+        parsed = generate_command(await request.body(), _limits(request))
+        container = _container(request)
+        if parsed.kind == 0:
+            rapid = await container.rapid_divergence().execute(parsed.command)
+            data: dict[str, Any] = {
+                "count": len(rapid.creatives),
+                "result": present_creatives(rapid.creatives),
+            }
+        elif parsed.kind == 1:
+            deep = await container.deep_divergence().execute(parsed.command)
+            data = {
+                "schemeId": deep.scheme_id,
+                "count": len(deep.creatives),
+                "result": present_creatives(deep.creatives),
+            }
+        elif parsed.kind == 2:
+            selection = await container.converge_select().execute(parsed.command)
+            data = {"names": list(selection.names), "selected": list(selection.selected)}
+        else:
+            expansion = await container.converge_expand().execute(parsed.command)
+            data = {"result": present_creatives(expansion.creatives)}
+        return envelope(data)
