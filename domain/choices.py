@@ -11,27 +11,32 @@ def _loose(text: str) -> str:
     return text.translate(_LOOSE).casefold()
 
 
+def _match_one(answer: str, names: Sequence[str]) -> str | None:
+    """Exact first; then the longest name quoted inside the answer; then the one name
+    the answer abbreviates (only if unambiguous)."""
+    loose_answer = _loose(answer)
+    if not loose_answer:
+        return None
+    loose_names = [(name, _loose(name)) for name in names if _loose(name)]
+    for name, loose_name in loose_names:
+        if loose_name == loose_answer:
+            return name
+    quoted = [name for name, loose_name in loose_names if loose_name in loose_answer]
+    if quoted:
+        return max(quoted, key=len)
+    abbreviated = [name for name, loose_name in loose_names if loose_answer in loose_name]
+    return abbreviated[0] if len(abbreviated) == 1 else None
+
+
 def match_choices(answers: Sequence[str], names: Sequence[str], limit: int) -> list[str]:
     """Map each answer to one of `names`, dropping what matches none and any repeat.
 
-    Models quote loosely ("《智能水杯》", "方案2：智能水杯"), so an answer matches a name
-    when one contains the other after quotes and spaces are ignored; the longest name
-    wins, so "智能水杯Pro" is not taken for "智能水杯".
+    Models quote loosely ("《智能水杯》", "方案2：智能水杯"), so quotes and spaces are
+    ignored and a name quoted inside a longer answer still counts.
     """
-    by_length = sorted(names, key=len, reverse=True)
     chosen: list[str] = []
     for answer in answers:
-        loose_answer = _loose(answer)
-        if not loose_answer:
-            continue
-        match = next(
-            (
-                name
-                for name in by_length
-                if _loose(name) and (_loose(name) in loose_answer or loose_answer in _loose(name))
-            ),
-            None,
-        )
+        match = _match_one(answer, names)
         if match is not None and match not in chosen:
             chosen.append(match)
         if len(chosen) == limit:

@@ -1,0 +1,54 @@
+"""The `#`-list parser and count reconciliation, on what models really send back."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.listparse import ListMismatch, clean_item, parse_list, split_items
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("折叠雨伞#智能水杯#香薰台灯", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("折叠雨伞＃智能水杯＃香薰台灯", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("1. 折叠雨伞#2. 智能水杯#3. 香薰台灯", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("1、折叠雨伞\n2、智能水杯\n3、香薰台灯", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("（1）折叠雨伞#(2)智能水杯#③香薰台灯", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("折叠雨伞#\n智能水杯#\n香薰台灯#", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("#折叠雨伞##智能水杯# #香薰台灯", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("“折叠雨伞”#「智能水杯」#'香薰台灯'", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("以下是三个产品：\n折叠雨伞#智能水杯#香薰台灯", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        ("- 折叠雨伞\n- 智能水杯\n* 香薰台灯。", ["折叠雨伞", "智能水杯", "香薰台灯"]),
+        (
+            "(subway carriage:1.2), warm light#office desk, top-down view",
+            ["(subway carriage:1.2), warm light", "office desk, top-down view"],
+        ),
+    ],
+)
+def test_split_items_absorbs_model_looseness(answer: str, expected: list[str]) -> None:
+    assert split_items(answer) == expected
+
+
+def test_numbers_inside_an_item_are_kept() -> None:
+    assert clean_item("3D打印灯罩") == "3D打印灯罩"
+    assert clean_item("2. 24小时药盒") == "24小时药盒"
+
+
+def test_one_item_too_many_is_cut_from_the_end() -> None:
+    assert parse_list("甲#乙#丙#丁", 3) == ["甲", "乙", "丙"]
+
+
+def test_too_few_items_is_a_mismatch_not_an_invention() -> None:
+    result = parse_list("甲#乙", 3)
+    assert result == ListMismatch(expected=3, received=2)
+    assert isinstance(result, ListMismatch)
+    assert "expected 3" in result.describe()
+
+
+def test_empty_answer_is_a_mismatch() -> None:
+    assert parse_list("   \n ", 1) == ListMismatch(expected=1, received=0)
+
+
+def test_exact_count_passes_unchanged() -> None:
+    assert parse_list("甲#乙#丙", 3) == ["甲", "乙", "丙"]

@@ -1,0 +1,223 @@
+"""The four pipelines and the session use cases, on in-memory fakes of every port."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.memory_repository import InMemoryExperimentRepository
+from application.generation_run import ModelGateway
+from application.use_cases.converge_expand import ConvergeExpand, ConvergeExpandCommand
+from application.use_cases.converge_select import (
+    ConvergeSelect,
+    ConvergeSelectCommand,
+    SchemeSketch,
+)
+from application.use_cases.deep_divergence import DeepDivergenceCommand, GenerateDeepDivergence
+from application.use_cases.rapid_divergence import GenerateRapidDivergence, RapidDivergenceCommand
+from domain.creatives import CreativeType, DisplayType, ItemType
+from domain.errors import InvalidInput, ModelAnswerInvalid, ModelTimeout, ModelUnavailable
+from domain.generation import Outcome, Pipeline
+from tests.unit.fakes import FakeImageGenerator, RecordingTextGenerator
+
+SKETCH = "data:image/png;base64,iVBORw0KGgo="
+
+
+async def test_rapid_divergence_pairs_each_scene_with_a_concept(
+    gateway: ModelGateway, images: FakeImageGenerator
+) -> None:
+    result = await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("厨房", 6))
+    assert len(result.creatives) == 6
+    for creative in result.creatives:
+        assert creative.type is CreativeType.RAPID_ABSTRACT
+        assert creative.display_type is DisplayType.SEQUENCE
+        assert [item.type for item in creative.items] == [
+            ItemType.ABSTRACT_IMAGE,
+            ItemType.ABSTRACT_TEXT,
+        ]
+        assert creative.items[0].image and creative.items[0].image.startswith(b"\x89PNG")
+    assert len(images.requests) == 6
+    # The scene template wraps the bare prompt and carries the shared negative prompt.
+    assert all("photorealistic" in request.prompt for request in images.requests)
+    assert all("watermark" in request.negative_prompt for request in images.requests)
+    assert images.requests[0].width == 1024 and images.requests[0].height == 576
+
+
+async def test_concepts_do_not_wait_for_the_scene_chain(
+    gateway: ModelGateway, text: RecordingTextGenerator, images: FakeImageGenerator
+) -> None:
+    text.latency_s = 0.05
+    images.latency_s = 0.05
+    await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("厨房", 3))
+    (concepts,) = text.calls_of("concepts")
+    (places,) = text.calls_of("places")
+    (scene_prompts,) = text.calls_of("scene_prompts")
+    assert concepts.started < places.finished
+    assert concepts.finished < scene_prompts.finished
+
+
+async def test_all_images_of_a_pipeline_are_requested_together(
+    gateway: ModelGateway, images: FakeImageGenerator
+) -> None:
+    images.latency_s = 0.05
+    await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("厨房", 6))
+    assert max(images.started) - min(images.started) < 0.04
+
+
+async def test_count_mismatch_is_cut_or_asked_again(
+    gateway: ModelGateway, text: RecordingTextGenerator, repository: InMemoryExperimentRepository
+) -> None:
+    text.scripted["products"] = ["1. 雨伞\n2. 水杯\n3. 台灯\n4. 风扇"]
+    text.scripted["places"] = ["地铁#厨房", "地铁#厨房#公园"]
+    result = await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("任务", 3))
+    assert len(result.creatives) == 3
+    assert len(text.calls_of("places")) == 2
+    (record,) = await repository.list_generations()
+    places_steps = [step for step in record.text_steps if step.name.endswith("/places")]
+    assert [step.attempt for step in places_steps] == [1, 2]
+    assert places_steps[0].error and "expected 3" in places_steps[0].error
+    assert places_steps[1].items == ("地铁", "厨房", "公园")
+    products_step = next(step for step in record.text_steps if step.name.endswith("/products"))
+    assert products_step.items == ("雨伞", "水杯", "台灯")
+
+
+async def test_a_list_that_never_fits_is_a_model_error(
+    gateway: ModelGateway, text: RecordingTextGenerator
+) -> None:
+    text.scripted["products"] = ["只有一个"] * 3
+    with pytest.raises(ModelAnswerInvalid, match="after 3 attempts"):
+        await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("任务", 3))
+
+
+async def test_failing_image_model_gives_a_typed_error_and_a_failed_record(
+    gateway: ModelGateway, images: FakeImageGenerator, repository: InMemoryExperimentRepository
+) -> None:
+    images.fail_with = ModelUnavailable("all SD instances are down", retry_after_s=5)
+    images.fail_every = 3
+    with pytest.raises(ModelUnavailable):
+        await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("任务", 6))
+    (record,) = await repository.list_generations()
+    assert record.outcome is Outcome.FAILED
+    assert record.error_type == "ModelUnavailable"
+    assert any(step.error for step in record.image_steps)
+    assert all(step.image for step in record.image_steps if step.error is None)
+
+
+async def test_successful_run_is_recorded_with_every_step(
+    gateway: ModelGateway, repository: InMemoryExperimentRepository
+) -> None:
+    await GenerateRapidDivergence(gateway).execute(
+        RapidDivergenceCommand("任务", 2, username="alice")
+    )
+    (record,) = await repository.list_generations(username="alice")
+    assert record.pipeline is Pipeline.RAPID_DIVERGENCE
+    assert record.outcome is Outcome.SUCCEEDED
+    assert record.inputs == {"task": "任务", "num": 2}
+    assert sorted(step.name.rsplit("/", 1)[-1] for step in record.text_steps) == [
+        "concepts",
+        "places",
+        "products",
+        "scene_prompts",
+    ]
+    assert all(step.prompt and step.raw_answer for step in record.text_steps)
+    assert len(record.image_steps) == 2 and all(step.image for step in record.image_steps)
+    assert set(record.result["images"]) == {step.id for step in record.image_steps}
+    assert record.finished_at > record.started_at
+
+
+async def test_text_model_timeout_propagates_typed(
+    gateway: ModelGateway, text: RecordingTextGenerator, repository: InMemoryExperimentRepository
+) -> None:
+    text.failures["concepts"] = ModelTimeout("text model: step concepts timed out")
+    with pytest.raises(ModelTimeout):
+        await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("任务", 2))
+    (record,) = await repository.list_generations()
+    assert record.outcome is Outcome.FAILED and "timed out" in (record.error or "")
+
+
+async def test_deep_divergence_sends_the_sketch_to_the_vision_step(
+    gateway: ModelGateway, text: RecordingTextGenerator
+) -> None:
+    result = await GenerateDeepDivergence(gateway).execute(
+        DeepDivergenceCommand("厨房", ("可以折叠",), SKETCH, scheme_id=4)
+    )
+    assert result.scheme_id == 4
+    assert len(result.creatives) == 3
+    assert [item.type for item in result.creatives[0].items] == [
+        ItemType.ABSTRACT_IMAGE,
+        ItemType.ABSTRACT_TEXT,
+        ItemType.CONCRETE_TEXT,
+    ]
+    (identify,) = text.calls_of("identify")
+    assert identify.request.images == (SKETCH,)
+    assert "可以折叠" in identify.request.prompt
+
+
+async def test_deep_divergence_works_from_texts_or_image_alone(gateway: ModelGateway) -> None:
+    use_case = GenerateDeepDivergence(gateway)
+    assert len((await use_case.execute(DeepDivergenceCommand("t", (), SKETCH, 1))).creatives) == 3
+    assert (
+        len((await use_case.execute(DeepDivergenceCommand("t", ("注释",), None, 1))).creatives) == 3
+    )
+    with pytest.raises(InvalidInput, match="texts or a designImage"):
+        DeepDivergenceCommand("t", ("", " "), None, 1)
+
+
+async def test_converge_select_names_every_scheme_and_selects_among_them(
+    gateway: ModelGateway, text: RecordingTextGenerator
+) -> None:
+    schemes = (
+        SchemeSketch(("折叠",), SKETCH),
+        SchemeSketch((), None),
+        SchemeSketch(("加热",), SKETCH),
+    )
+    result = await ConvergeSelect(gateway).execute(ConvergeSelectCommand("厨房", 2, schemes))
+    assert len(result.names) == 3 and len(set(result.names)) == 3
+    assert len(result.selected) == 2 and set(result.selected) <= set(result.names)
+    (naming,) = text.calls_of("name_schemes")
+    assert len(naming.request.images) == 2
+    assert "方案2：文字说明：（无文字说明）；草图：无" in naming.request.prompt
+    (choose,) = text.calls_of("choose")
+    assert choose.request.options == result.names
+
+
+async def test_converge_select_keeps_only_known_names_and_asks_again_once(
+    gateway: ModelGateway, text: RecordingTextGenerator
+) -> None:
+    text.scripted["name_schemes"] = ["水杯#水杯#雨伞"]
+    text.scripted["choose"] = ["都不是", "《雨伞》#火箭#水杯2#雨伞"]
+    schemes = tuple(SchemeSketch(("x",), None) for _ in range(3))
+    result = await ConvergeSelect(gateway).execute(ConvergeSelectCommand("t", 3, schemes))
+    assert result.names == ("水杯", "水杯2", "雨伞")
+    assert result.selected == ("雨伞", "水杯2")
+    assert len(text.calls_of("choose")) == 2
+
+
+async def test_converge_select_fails_when_nothing_ever_matches(
+    gateway: ModelGateway, text: RecordingTextGenerator
+) -> None:
+    text.scripted["choose"] = ["火箭", "飞船", "潜艇"]
+    schemes = (SchemeSketch(("x",), None),)
+    with pytest.raises(ModelAnswerInvalid, match="after 2 attempts"):
+        await ConvergeSelect(gateway).execute(ConvergeSelectCommand("t", 5, schemes))
+    assert len(text.calls_of("choose")) == 2
+
+
+async def test_converge_expand_groups_scene_product_and_function(
+    gateway: ModelGateway, images: FakeImageGenerator, text: RecordingTextGenerator
+) -> None:
+    command = ConvergeExpandCommand(selected_schemes=(("折叠",), (), ("加热", "保温")), num=2)
+    result = await ConvergeExpand(gateway).execute(command)
+    assert len(result.creatives) == 6
+    for creative in result.creatives:
+        assert creative.type is CreativeType.CONVERGENCE_GROUP_TWO
+        assert creative.display_type is DisplayType.DIRECT
+        (group,) = creative.items
+        assert group.type is ItemType.GROUP_TYPE_TWO
+        assert [part.type for part in group.combinations or ()] == [
+            ItemType.ABSTRACT_IMAGE,
+            ItemType.CONCRETE_IMAGE,
+            ItemType.CONCRETE_TEXT,
+        ]
+    product_requests = [r for r in images.requests if "white background" in r.prompt]
+    assert len(product_requests) == 6 and len(images.requests) == 12
+    assert len(text.calls_of("functions")) == 3
