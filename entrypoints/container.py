@@ -18,11 +18,13 @@ from application.use_cases.converge_select import ConvergeSelect
 from application.use_cases.deep_divergence import GenerateDeepDivergence
 from application.use_cases.rapid_divergence import GenerateRapidDivergence
 from application.use_cases.sessions import SaveSession, StartSession
+from entrypoints import adapter_builders
 from entrypoints.settings import Settings
 
 
 class Container(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
+    settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
     prompts = providers.Singleton(
@@ -36,10 +38,13 @@ class Container(containers.DeclarativeContainer):
     text_generator: providers.Provider[Any] = providers.Selector(
         config.text_backend,
         demo=providers.Singleton(DemoTextGenerator, latency_s=config.demo_text_latency_s),
+        azure=providers.Singleton(adapter_builders.azure_text_generator, settings),
+        openai=providers.Singleton(adapter_builders.openai_text_generator, settings),
     )
     image_generator: providers.Provider[Any] = providers.Selector(
         config.images_backend,
         demo=providers.Singleton(DemoImageGenerator, latency_s=config.demo_image_latency_s),
+        sd=providers.Singleton(adapter_builders.sd_image_generator, settings),
     )
     repository: providers.Provider[Any] = providers.Selector(
         config.storage_backend,
@@ -66,6 +71,8 @@ class Container(containers.DeclarativeContainer):
 
 def build_container(settings: Settings | None = None) -> Container:
     """A container configured from `settings` (default: the environment)."""
+    settings = settings or Settings.load()
     container = Container()
-    container.config.from_dict((settings or Settings.load()).as_config())
+    container.settings.override(providers.Object(settings))
+    container.config.from_dict(settings.as_config())
     return container

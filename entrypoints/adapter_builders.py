@@ -1,0 +1,52 @@
+"""Builders that turn settings into the real adapters (empty settings mean "not given").
+
+Imports of SDK-heavy or optional adapters stay inside the builders, so choosing the
+demo backends never imports them and the GPL embedded server is imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from entrypoints.settings import Settings
+
+
+def azure_text_generator(settings: Settings) -> Any:
+    from adapters.openai_text import AzureOpenAITextGenerator
+
+    return AzureOpenAITextGenerator.for_azure(
+        endpoint=settings.azure_openai_endpoint,
+        api_version=settings.azure_openai_api_version,
+        deployment=settings.azure_openai_deployment,
+        vision_deployment=settings.azure_openai_vision_deployment or None,
+        api_key=None if settings.azure_openai_use_entra_id else settings.azure_openai_api_key,
+        use_entra_id=settings.azure_openai_use_entra_id,
+        concurrency=settings.text_concurrency,
+        step_deadline_s=settings.text_deadline_s,
+    )
+
+
+def openai_text_generator(settings: Settings) -> Any:
+    from adapters.openai_text import AzureOpenAITextGenerator
+
+    return AzureOpenAITextGenerator.for_openai(
+        base_url=settings.openai_base_url or None,
+        api_key=settings.openai_api_key or None,
+        model=settings.openai_model,
+        vision_model=settings.openai_vision_model or None,
+        concurrency=settings.text_concurrency,
+        step_deadline_s=settings.text_deadline_s,
+    )
+
+
+def sd_image_generator(settings: Settings) -> Any:
+    from adapters.sd_webui import SdWebUIImageGenerator
+
+    return SdWebUIImageGenerator(
+        settings.sd_instances,
+        slots_per_instance=settings.sd_slots_per_instance,
+        queue_max=settings.sd_queue_max,
+        max_queue_wait_s=settings.sd_queue_wait_s,
+        timeout_s=settings.sd_timeout_s,
+        health_interval_s=settings.sd_health_interval_s,
+    )
