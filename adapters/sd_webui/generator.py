@@ -1,0 +1,229 @@
+"""SdWebUIImageGenerator: the ImageGenerator port over a pool of AUTOMATIC1111 instances."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import httpx
+
+from application.ports import GeneratedImage, ImageGenerator, ImageRequest
+from domain.errors import ModelError, ModelTimeout, ModelUnavailable
+
+from .health import HealthMonitor
+from .instance import Instance, PoolStats, parse_endpoint
+from .pool import SlotPool
+from .protocol import PROBE_PATH, TXT2IMG_PATH, build_payload, error_detail, parse_reply
+
+logger = logging.getLogger("inspilot.sd")
+
+_SEED_RANGE = 2**32
+
+
+class _Failure(NamedTuple):
+    """Why an instance failed a job that another instance may still render."""
+
+    reason: str
+    timed_out: bool = False
+
+
+class SdWebUIImageGenerator(ImageGenerator):
+    """Renders each image on an idle healthy instance and reports every failure.
+
+    The original service turned any failure into an empty string, so one dead instance
+    in six meant one blank picture in six. Here a connection error, a 5xx or a render
+    past `timeout_s` cools the instance down and the job moves at once to another one
+    with the same seed; a 4xx or a garbled answer is the job's own failure and is
+    raised as is. Nothing returns without a decoded PNG or JPEG.
+
+    Time: a job waits for a slot at most `max_queue_wait_s`, each render gets
+    `timeout_s`, and retries may use what is left of the sum of the two. Attempts are
+    bounded by the number of instances. Use from one event loop: the one `start()` ran on.
+    """
+
+    def __init__(
+        self,
+        instances: Sequence[str],
+        *,
+        slots_per_instance: int = 1,
+        queue_max: int = 256,
+        max_queue_wait_s: float = 300.0,
+        timeout_s: float = 180.0,
+        health_interval_s: float = 15.0,
+        cooldown_base_s: float = 2.0,
+        cooldown_max_s: float = 60.0,
+        probe_timeout_s: float = 5.0,
+    ) -> None:
+        if not instances:
+            raise ValueError("at least one Stable Diffusion instance is needed")
+        if slots_per_instance < 1 or queue_max < 0:
+            raise ValueError("slots_per_instance must be >= 1 and queue_max >= 0")
+        endpoints = [parse_endpoint(raw) for raw in instances]
+        urls = [endpoint.url for endpoint in endpoints]
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"an instance is listed twice: {urls}")
+        self._instances = [Instance(endpoint, slots_per_instance) for endpoint in endpoints]
+        self._pool = SlotPool(
+            self._instances,
+            queue_max=queue_max,
+            cooldown_base_s=cooldown_base_s,
+            cooldown_max_s=cooldown_max_s,
+            probe_grace_s=probe_timeout_s,
+        )
+        self._slots = slots_per_instance
+        self._max_queue_wait_s = max_queue_wait_s
+        self._timeout_s = timeout_s
+        self._health_interval_s = health_interval_s
+        self._probe_timeout_s = probe_timeout_s
+        self._client: httpx.AsyncClient | None = None
+        self._monitor: HealthMonitor | None = None
+
+    async def start(self) -> None:
+        """Open the pooled client on the running loop and find out which instances answer."""
+        if self._client is not None:
+            return
+        # One connection per slot plus one for probes, per instance; httpx must never
+        # make a job wait for a connection the pool already promised it.
+        connections = len(self._instances) * (self._slots + 1)
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            # The render deadline is enforced around the whole request (asyncio.timeout);
+            # httpx only bounds connecting, so a black-holed host fails fast.
+            timeout=httpx.Timeout(None, connect=self._probe_timeout_s),
+        )
+        self._monitor = HealthMonitor(self._pool, self._probe, interval_s=self._health_interval_s)
+        await self._monitor.start()
+
+    async def close(self) -> None:
+        self._pool.close()
+        if self._monitor is not None:
+            await self._monitor.close()
+            self._monitor = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def stats(self) -> PoolStats:
+        return self._pool.stats()
+
+    def queue_length(self) -> int:
+        return self._pool.queue_length()
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        """One image; ModelUnavailable, ModelTimeout or ModelAnswerInvalid, never a blank."""
+        if self._client is None or self._monitor is None:
+            raise RuntimeError("SdWebUIImageGenerator.start() was not awaited")
+        # Chosen here, not by the instance, so a retry elsewhere renders the same picture.
+        seed = request.seed if request.seed >= 0 else random.randrange(_SEED_RANGE)
+        payload = build_payload(request, seed)
+        started = time.monotonic()
+        queue_deadline = started + self._max_queue_wait_s
+        overall_deadline = queue_deadline + self._timeout_s
+        failures: list[str] = []
+        only_timeouts = True
+        for attempt in range(len(self._instances)):
+            try:
+                instance = await self._pool.acquire(
+                    queue_deadline if attempt == 0 else overall_deadline, retry=attempt > 0
+                )
+            except ModelUnavailable as exc:
+                if not failures:
+                    raise
+                raise ModelUnavailable(
+                    f"{exc.message} after: {'; '.join(failures)}", exc.retry_after_s
+                ) from None
+            budget = min(self._timeout_s, overall_deadline - time.monotonic())
+            outcome = await self._attempt(instance, payload, request, seed, budget)
+            if isinstance(outcome, GeneratedImage):
+                return outcome
+            failures.append(outcome.reason)
+            only_timeouts = only_timeouts and outcome.timed_out
+            if time.monotonic() >= overall_deadline:
+                break
+        summary = "; ".join(failures)
+        if only_timeouts:
+            raise ModelTimeout(f"no image within the deadline: {summary}")
+        raise ModelUnavailable(
+            f"every attempt failed: {summary}", retry_after_s=self._retry_after()
+        )
+
+    async def _attempt(
+        self,
+        instance: Instance,
+        payload: dict[str, object],
+        request: ImageRequest,
+        seed: int,
+        budget_s: float,
+    ) -> GeneratedImage | _Failure:
+        """One render on one instance: the image, or why the instance failed (to retry).
+
+        Errors that another instance would repeat (4xx, a garbled answer, the wrong
+        model) are raised; the slot is freed whatever happens, cancellation included.
+        """
+        assert self._client is not None and self._monitor is not None
+        began = time.monotonic()
+        try:
+            try:
+                async with asyncio.timeout(budget_s):
+                    response = await self._client.post(
+                        instance.url + TXT2IMG_PATH, json=payload, auth=instance.endpoint.auth
+                    )
+            except TimeoutError:
+                reason = f"no image within {budget_s:.1f}s"
+                if budget_s < self._timeout_s:
+                    # The job ran out of time, not the instance: do not cool it down.
+                    self._pool.record_failure(instance, reason)
+                    return _Failure(f"{instance.url}: {reason}", timed_out=True)
+                return self._suspect(instance, reason, timed_out=True)
+            except httpx.TransportError as exc:
+                return self._suspect(instance, f"{type(exc).__name__} {exc}".strip())
+            if response.status_code >= 500:
+                detail = error_detail(response.content)
+                return self._suspect(instance, f"HTTP {response.status_code} {detail}".strip())
+            if response.status_code != 200:
+                reason = (
+                    f"{instance.url} refused the request: HTTP {response.status_code} "
+                    f"{error_detail(response.content)}"
+                ).strip()
+                self._pool.record_failure(instance, reason)
+                raise ModelError(reason)
+            try:
+                image = parse_reply(
+                    response.content,
+                    instance=instance.url,
+                    seed=seed,
+                    checkpoint=request.checkpoint,
+                )
+            except ModelError as exc:
+                self._pool.record_failure(instance, exc.message)
+                raise
+            self._pool.record_success(instance)
+            return image
+        except asyncio.CancelledError:
+            instance.cancelled += 1
+            raise
+        finally:
+            self._pool.release(instance, time.monotonic() - began)
+
+    def _suspect(self, instance: Instance, reason: str, *, timed_out: bool = False) -> _Failure:
+        """Cool the instance down; the caller retries the job elsewhere."""
+        assert self._monitor is not None
+        self._monitor.report_failure(instance, reason)
+        return _Failure(f"{instance.url}: {reason}", timed_out)
+
+    async def _probe(self, instance: Instance) -> None:
+        assert self._client is not None
+        async with asyncio.timeout(self._probe_timeout_s):
+            response = await self._client.get(
+                instance.url + PROBE_PATH, auth=instance.endpoint.auth
+            )
+        response.raise_for_status()
+
+    def _retry_after(self) -> float:
+        stats = self._pool.stats()
+        waits = [item.cooldown_remaining_s for item in stats.instances if not item.healthy]
+        return round(max(1.0, min(waits, default=1.0)), 1)

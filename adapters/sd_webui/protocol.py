@@ -1,0 +1,130 @@
+"""The AUTOMATIC1111 txt2img wire format: the request body and a strict reading of the reply."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from application.ports import GeneratedImage, ImageRequest
+from domain.errors import ModelAnswerInvalid
+
+TXT2IMG_PATH = "/sdapi/v1/txt2img"
+# Part of the API router (present with --nowebui too), answers while a render runs and
+# holds no lock, unlike /sdapi/v1/options which serialises the whole settings object.
+PROBE_PATH = "/sdapi/v1/progress?skip_current_image=true"
+
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+_HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]+\]\s*$")
+_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
+
+
+def build_payload(request: ImageRequest, seed: int) -> dict[str, Any]:
+    """The txt2img body; `extra` wins, except that override_settings dicts are merged."""
+    payload: dict[str, Any] = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "width": request.width,
+        "height": request.height,
+        "steps": request.steps,
+        "cfg_scale": request.cfg_scale,
+        "sampler_name": request.sampler_name,
+        "styles": list(request.styles),
+        "seed": seed,
+        "denoising_strength": request.denoising_strength,
+        "batch_size": 1,
+        "n_iter": 1,
+        "override_settings": {},
+        # Restoring would reload the previous checkpoint after every job: seconds lost.
+        "override_settings_restore_afterwards": False,
+    }
+    if request.checkpoint:
+        payload["override_settings"]["sd_model_checkpoint"] = request.checkpoint
+    extra = dict(request.extra)
+    overrides = extra.pop("override_settings", None)
+    if isinstance(overrides, dict):
+        payload["override_settings"].update(overrides)
+    payload.update(extra)
+    return payload
+
+
+def same_model(requested: str, ran: str) -> bool:
+    """Loose checkpoint equality: folder, extension and ' [hash]' suffix do not count."""
+    return _model_key(requested) == _model_key(ran)
+
+
+def _model_key(name: str) -> str:
+    name = _HASH_SUFFIX.sub("", name.strip())
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    for extension in _EXTENSIONS:
+        if name.endswith(extension):
+            return name[: -len(extension)]
+    return name
+
+
+def parse_reply(body: bytes, *, instance: str, seed: int, checkpoint: str | None) -> GeneratedImage:
+    """The first image of a 200 reply, or ModelAnswerInvalid: never an empty picture."""
+    try:
+        reply = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelAnswerInvalid(f"{instance} answered txt2img with non-JSON") from exc
+    if not isinstance(reply, dict):
+        raise ModelAnswerInvalid(f"{instance} answered txt2img with a non-object")
+    images = reply.get("images")
+    if not isinstance(images, list) or not images or not isinstance(images[0], str):
+        raise ModelAnswerInvalid(f"{instance} answered txt2img without an image")
+    data = _decode_image(images[0], instance)
+    info = _parse_info(reply.get("info"))
+    model = info.get("sd_model_name") if isinstance(info.get("sd_model_name"), str) else None
+    if checkpoint and model and not same_model(checkpoint, model):
+        raise ModelAnswerInvalid(
+            f"{instance} rendered with model {model!r} instead of {checkpoint!r}"
+        )
+    seed_used = info.get("seed")
+    if not isinstance(seed_used, int) or isinstance(seed_used, bool):
+        seed_used = seed
+    return GeneratedImage(data=data, seed=seed_used, model=model, instance=instance)
+
+
+def _decode_image(encoded: str, instance: str) -> bytes:
+    # Some API-compatible forks send a data URI rather than bare base64.
+    if encoded.startswith("data:"):
+        encoded = encoded.partition(",")[2]
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ModelAnswerInvalid(f"{instance} sent an image that is not base64") from exc
+    if not data:
+        raise ModelAnswerInvalid(f"{instance} sent an empty image")
+    if not data.startswith(_SIGNATURES):
+        raise ModelAnswerInvalid(f"{instance} sent an image that is neither PNG nor JPEG")
+    return data
+
+
+def _parse_info(raw: object) -> dict[str, Any]:
+    """A1111 sends `info` as a JSON string; an unreadable one only costs us the check."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return {}
+        if isinstance(parsed, dict):
+            return parsed
+    return {}
+
+
+def error_detail(body: bytes, limit: int = 300) -> str:
+    """The instance's own words for a failed request (FastAPI puts them in `detail`)."""
+    try:
+        reply = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body[:limit].decode("utf-8", "replace").strip()
+    if isinstance(reply, dict):
+        for key in ("detail", "error", "errors", "message"):
+            if reply.get(key):
+                return str(reply[key])[:limit]
+    return str(reply)[:limit]
