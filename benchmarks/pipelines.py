@@ -1,0 +1,185 @@
+"""Each pipeline end to end through the HTTP app, against local model fakes on loopback.
+
+The text model answers in TEXT_S, each of six SD instances renders one image in IMAGE_S.
+For every pipeline this prints the wall time beside its critical path (the longest
+chain of dependent calls, images counted in rounds of six) and beside the sum a
+fully sequential chain would cost. Target: wall <= 1.05 x critical path.
+Run: python benchmarks/pipelines.py [--text-s 0.3] [--image-s 1.0] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from litestar.testing import TestClient  # noqa: E402
+
+from adapters.demo_images import render_png  # noqa: E402
+from entrypoints.container import build_container  # noqa: E402
+from entrypoints.http.app import create_app  # noqa: E402
+from entrypoints.settings import Settings  # noqa: E402
+from tests.fakes.inspilot_responder import inspilot_responder  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
+from tests.fakes.sdapi_server import fake_sd_instances  # noqa: E402
+
+INSTANCES = 6
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    body: dict[str, Any]
+    chain_text_calls: int  # text calls on the longest dependent chain
+    images: int  # images the pipeline renders (after the chain's last text call)
+    total_text_calls: int  # every text call, for the sequential sum
+
+
+def _cases() -> list[Case]:
+    import base64
+
+    sketch = "data:image/png;base64," + base64.b64encode(render_png(64, 48, 1)).decode()
+    return [
+        Case(
+            "rapid divergence (type 0, num 6)",
+            {"appid": 0, "type": 0, "prompts": {"task": "为独居老人设计厨房用品", "num": 6}},
+            chain_text_calls=3,
+            images=6,
+            total_text_calls=4,
+        ),
+        Case(
+            "deep divergence (type 1)",
+            {
+                "appid": 0,
+                "type": 1,
+                "prompts": {
+                    "designTask": "厨房",
+                    "designTexts": ["折叠"],
+                    "designImage": sketch,
+                    "schemeId": 0,
+                },
+            },
+            chain_text_calls=4,
+            images=3,
+            total_text_calls=6,
+        ),
+        Case(
+            "converge select (type 2, 4 schemes)",
+            {
+                "appid": 0,
+                "type": 2,
+                "prompts": {
+                    "designTask": "厨房",
+                    "selectNum": 2,
+                    "schemes": [
+                        {"designTexts": [f"方案{i}"], "designImage": sketch} for i in range(4)
+                    ],
+                },
+            },
+            chain_text_calls=2,
+            images=0,
+            total_text_calls=2,
+        ),
+        Case(
+            "converge expand (type 3, 1 scheme x 3)",
+            {
+                "appid": 0,
+                "type": 3,
+                "prompts": {"selectedSchemes": [{"designTexts": ["折叠"]}], "num": 3},
+            },
+            chain_text_calls=2,
+            images=6,
+            total_text_calls=4,
+        ),
+        Case(
+            "converge expand (type 3, 3 schemes x 1)",
+            {
+                "appid": 0,
+                "type": 3,
+                "prompts": {
+                    "selectedSchemes": [
+                        {"designTexts": ["a"]},
+                        {"designTexts": ["b"]},
+                        {"designTexts": ["c"]},
+                    ],
+                    "num": 1,
+                },
+            },
+            chain_text_calls=2,
+            images=6,
+            total_text_calls=12,
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--text-s", type=float, default=0.3)
+    parser.add_argument("--image-s", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    logging.disable(logging.INFO)
+
+    with (
+        FakeOpenAIServer(api_key="k", latency_s=args.text_s, responder=inspilot_responder) as text,
+        fake_sd_instances(INSTANCES, latency_s=args.image_s) as sd,
+    ):
+        settings = Settings.load(
+            {
+                "INSPILOT_TEXT_BACKEND": "openai",
+                "INSPILOT_OPENAI_BASE_URL": text.openai_base_url,
+                "INSPILOT_OPENAI_API_KEY": "k",
+                "INSPILOT_OPENAI_MODEL": "bench",
+                "INSPILOT_IMAGES_BACKEND": "sd",
+                "INSPILOT_SD_INSTANCES": ",".join(server.url for server in sd),
+                "INSPILOT_STORAGE_BACKEND": "memory",
+            }
+        )
+        print(
+            f"text {args.text_s:.2f} s per call, image {args.image_s:.2f} s, "
+            f"{INSTANCES} SD instances, best of {args.repeat} runs\n"
+        )
+        header = f"{'pipeline':<42}{'wall':>8}{'critical':>10}{'ratio':>8}{'sequential':>12}{'speed-up':>10}"
+        print(header)
+        print("-" * len(header))
+        worst = 0.0
+        with TestClient(create_app(build_container(settings)), timeout=120) as client:
+            for case in _cases():
+                walls = []
+                for _ in range(args.repeat):
+                    started = time.perf_counter()
+                    response = client.post("/generate", json=case.body)
+                    walls.append(time.perf_counter() - started)
+                    if response.status_code != 200:
+                        print(f"{case.name}: HTTP {response.status_code} {response.text[:200]}")
+                        return 1
+                wall = min(walls)
+                critical = (
+                    case.chain_text_calls * args.text_s
+                    + math.ceil(case.images / INSTANCES) * args.image_s
+                )
+                sequential = case.total_text_calls * args.text_s + case.images * args.image_s
+                ratio = wall / critical
+                worst = max(worst, ratio)
+                print(
+                    f"{case.name:<42}{wall:>7.2f}s{critical:>9.2f}s{ratio:>8.3f}"
+                    f"{sequential:>11.2f}s{sequential / wall:>9.1f}x"
+                    f"   (median {statistics.median(walls):.2f}s)"
+                )
+        print(
+            f"\nworst wall / critical path: {worst:.3f} (target <= 1.05): "
+            f"{'met' if worst <= 1.05 else 'MISSED'}"
+        )
+    return 0 if worst <= 1.05 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
