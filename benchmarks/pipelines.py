@@ -21,15 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from litestar.testing import TestClient  # noqa: E402
+from litestar.testing import TestClient
 
-from adapters.demo_images import render_png  # noqa: E402
-from entrypoints.container import build_container  # noqa: E402
-from entrypoints.http.app import create_app  # noqa: E402
-from entrypoints.settings import Settings  # noqa: E402
-from tests.fakes.inspilot_responder import inspilot_responder  # noqa: E402
-from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
-from tests.fakes.sdapi_server import fake_sd_instances  # noqa: E402
+from adapters.demo_images import render_png
+from entrypoints.container import build_container
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+from tests.fakes.inspilot_responder import inspilot_responder
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.sdapi_server import fake_sd_instances
 
 INSTANCES = 6
 
@@ -147,7 +147,10 @@ def main() -> int:
             f"text {args.text_s:.2f} s per call, image {args.image_s:.2f} s, "
             f"{INSTANCES} SD instances, best of {args.repeat} runs\n"
         )
-        header = f"{'pipeline':<42}{'wall':>8}{'critical':>10}{'ratio':>8}{'sequential':>12}{'speed-up':>10}"
+        header = (
+            f"{'pipeline':<42}{'wall':>8}{'critical':>10}{'ratio':>8}"
+            f"{'sequential':>12}{'speed-up':>10}"
+        )
         print(header)
         print("-" * len(header))
         worst = 0.0

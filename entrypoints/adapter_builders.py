@@ -50,3 +50,19 @@ def sd_image_generator(settings: Settings) -> Any:
         timeout_s=settings.sd_timeout_s,
         health_interval_s=settings.sd_health_interval_s,
     )
+
+
+def mongodb_repository(settings: Settings) -> Any:
+    from adapters.mongo import MongoExperimentRepository
+
+    return MongoExperimentRepository(
+        settings.mongodb_uri, settings.mongodb_database, settings.mongodb_timeout_ms
+    )
+
+
+def embedded_repository(settings: Settings) -> Any:
+    from adapters.embedded_mongo import EmbeddedMongoExperimentRepository
+
+    return EmbeddedMongoExperimentRepository(
+        settings.data_dir, settings.mongodb_database, settings.mongodb_timeout_ms
+    )

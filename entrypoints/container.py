@@ -49,6 +49,8 @@ class Container(containers.DeclarativeContainer):
     repository: providers.Provider[Any] = providers.Selector(
         config.storage_backend,
         memory=providers.Singleton(InMemoryExperimentRepository),
+        mongodb=providers.Singleton(adapter_builders.mongodb_repository, settings),
+        embedded=providers.Singleton(adapter_builders.embedded_repository, settings),
     )
 
     gateway = providers.Singleton(

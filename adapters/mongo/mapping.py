@@ -1,0 +1,237 @@
+"""Pure mapping between domain objects and MongoDB documents (no I/O, no driver calls)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from bson import ObjectId
+
+from domain.errors import StorageError
+from domain.experiment import SCHEME_STAGES, Experiment, Scheme, Stage
+from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
+
+IMAGE_KEY = "canvasImage"
+# A blob at most this size may stay inside its document...
+INLINE_MAX = 256 * 1024
+# ...while the document's inline bytes stay well below MongoDB's 16 MB limit.
+INLINE_BUDGET = 8 * 1024 * 1024
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Blob:
+    """Bytes that go to GridFS, named by their SHA-256 so unchanged content can be reused."""
+
+    data: bytes
+    sha: str
+    kind: str
+
+
+class BlobPlan:
+    """Decides, for one document, which bytes stay inline and which go to GridFS.
+
+    GridFS references are `{"h": sha, "n": size}` until `attach` adds the file id `f`;
+    inline ones are `{"b": bytes}`. The document lists every file it references in
+    `blobs` (`[{"h", "f"}]`) so saves, loads and orphan collection find them in one field.
+    """
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, Blob] = {}
+        self._refs: list[dict[str, Any]] = []
+        self._budget = INLINE_BUDGET
+
+    def ref(self, data: bytes, kind: str, *, inline_ok: bool = True) -> dict[str, Any]:
+        if inline_ok and len(data) <= min(INLINE_MAX, self._budget):
+            self._budget -= len(data)
+            return {"b": data}
+        sha = hashlib.sha256(data).hexdigest()
+        self.blobs.setdefault(sha, Blob(data, sha, kind))
+        ref: dict[str, Any] = {"h": sha, "n": len(data)}
+        self._refs.append(ref)
+        return ref
+
+    def attach(self, file_ids: Mapping[str, ObjectId]) -> list[Document]:
+        """Point every reference at its file; returns the document's `blobs` list."""
+        for ref in self._refs:
+            ref["f"] = file_ids[ref["h"]]
+        return [{"h": sha, "f": file_ids[sha]} for sha in self.blobs]
+
+
+def resolve(ref: Mapping[str, Any], files: Mapping[ObjectId, bytes]) -> bytes:
+    """The bytes of a reference; KeyError when its file was not loaded (it vanished)."""
+    if "b" in ref:
+        return bytes(ref["b"])
+    return files[ref["f"]]
+
+
+def _as_json(value: object) -> object:
+    # Schemes arrive as dicts, but the port allows any Mapping.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _as_json_or_text(value: object) -> object:
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
+def dump_json(value: Any, *, lenient: bool = False) -> bytes:
+    """Exact JSON: key order kept, unicode unescaped, lone surrogates survive."""
+    text = json.dumps(
+        value,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=_as_json_or_text if lenient else _as_json,
+    )
+    return text.encode("utf-8", "surrogatepass")
+
+
+def load_json(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8", "surrogatepass"))
+
+
+def _stage_field(stage: Stage) -> str:
+    # ASCII field names keep ad-hoc mongosh queries easy to type.
+    return stage.name.lower()
+
+
+def _encode_scheme(scheme: Scheme, plan: BlobPlan) -> Document:
+    image = scheme.get(IMAGE_KEY) if isinstance(scheme, Mapping) else None
+    if not isinstance(image, str):
+        return {"body": plan.ref(dump_json(scheme), "scheme-body")}
+    body = {key: value for key, value in scheme.items() if key != IMAGE_KEY}
+    return {
+        "body": plan.ref(dump_json(body), "scheme-body"),
+        "image": plan.ref(image.encode("utf-8", "surrogatepass"), "scheme-image", inline_ok=False),
+        # Where the image key sat, so the scheme comes back with the same key order.
+        "image_at": list(scheme).index(IMAGE_KEY),
+    }
+
+
+def _decode_scheme(entry: Mapping[str, Any], files: Mapping[ObjectId, bytes]) -> Scheme:
+    body = load_json(resolve(entry["body"], files))
+    if "image" not in entry:
+        return body
+    items = list(body.items())
+    image = resolve(entry["image"], files).decode("utf-8", "surrogatepass")
+    items.insert(entry["image_at"], (IMAGE_KEY, image))
+    return dict(items)
+
+
+def encode_session_state(experiment: Experiment) -> tuple[Document, BlobPlan]:
+    """The fields a save replaces (never _id, username or created_at) and their blobs."""
+    plan = BlobPlan()
+    try:
+        schemes = {
+            _stage_field(stage): [_encode_scheme(s, plan) for s in experiment.schemes_of(stage)]
+            for stage in SCHEME_STAGES
+        }
+    except (TypeError, ValueError) as exc:
+        raise StorageError(
+            f"storage: a scheme of '{experiment.username}' is not JSON: {exc}"
+        ) from exc
+    state = {
+        "current_stage": experiment.current_stage.value,
+        "design_task": experiment.design_task,
+        "updated_at": experiment.updated_at,
+        "schemes": schemes,
+    }
+    return state, plan
+
+
+def new_session_document(experiment: Experiment) -> tuple[Document, BlobPlan]:
+    state, plan = encode_session_state(experiment)
+    document = {
+        "_id": experiment.id,
+        "username": experiment.username,
+        "created_at": experiment.created_at,
+        "revision": 0,
+        "save_seq": 0,
+        **state,
+    }
+    return document, plan
+
+
+def decode_session(document: Mapping[str, Any], files: Mapping[ObjectId, bytes]) -> Experiment:
+    stored = document.get("schemes", {})
+    schemes = {
+        stage: tuple(_decode_scheme(entry, files) for entry in stored.get(_stage_field(stage), []))
+        for stage in SCHEME_STAGES
+    }
+    return Experiment(
+        username=document["username"],
+        id=document["_id"],
+        current_stage=Stage(document["current_stage"]),
+        design_task=document["design_task"],
+        schemes=schemes,
+        created_at=document.get("created_at"),
+        updated_at=document.get("updated_at"),
+    )
+
+
+def file_ids(document: Mapping[str, Any]) -> set[ObjectId]:
+    return {blob["f"] for blob in document.get("blobs", [])}
+
+
+def _step_fields(step: TextStep | ImageStep) -> Document:
+    # Generic over the dataclass fields, so a field added with a default keeps old records readable.
+    return {f.name: getattr(step, f.name) for f in fields(step)}
+
+
+def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
+    plan = BlobPlan()
+    text_steps = [{**_step_fields(s), "items": list(s.items)} for s in record.text_steps]
+    image_steps = []
+    for step in record.image_steps:
+        encoded = _step_fields(step)
+        if step.image is not None:
+            encoded["image"] = plan.ref(step.image, "generation-image", inline_ok=False)
+        image_steps.append(encoded)
+    document = {
+        "_id": record.id,
+        "username": record.username,
+        "pipeline": record.pipeline.value,
+        "outcome": record.outcome.value,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "error": record.error,
+        "error_type": record.error_type,
+        # Research logs: a value JSON cannot express is kept as text rather than losing the record.
+        "inputs": plan.ref(dump_json(record.inputs, lenient=True), "generation-json"),
+        "result": plan.ref(dump_json(record.result, lenient=True), "generation-json"),
+        "text_steps": text_steps,
+        "image_steps": image_steps,
+    }
+    return document, plan
+
+
+def decode_generation(
+    document: Mapping[str, Any], files: Mapping[ObjectId, bytes]
+) -> GenerationRecord:
+    text_steps = tuple(
+        TextStep(**{**step, "items": tuple(step.get("items", ()))})
+        for step in document.get("text_steps", [])
+    )
+    image_steps = tuple(
+        ImageStep(**{**step, "image": resolve(step["image"], files) if step.get("image") else None})
+        for step in document.get("image_steps", [])
+    )
+    return GenerationRecord(
+        id=document["_id"],
+        username=document.get("username"),
+        pipeline=Pipeline(document["pipeline"]),
+        outcome=Outcome(document["outcome"]),
+        started_at=document["started_at"],
+        finished_at=document["finished_at"],
+        error=document.get("error"),
+        error_type=document.get("error_type"),
+        inputs=load_json(resolve(document["inputs"], files)),
+        result=load_json(resolve(document["result"], files)),
+        text_steps=text_steps,
+        image_steps=image_steps,
+    )

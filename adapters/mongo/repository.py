@@ -1,0 +1,226 @@
+"""MongoDB experiment repository: sessions of any size, saved whole, on pymongo's async API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson.errors import BSONError
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from adapters.mongo import mapping
+from adapters.mongo.blobs import LOAD_ATTEMPTS, BlobMissing, BlobStore
+from adapters.mongo.sessions import SessionStore, forget
+from application.ports import ExperimentRepository
+from domain.errors import StorageError
+from domain.experiment import Experiment
+from domain.generation import GenerationRecord
+
+logger = logging.getLogger(__name__)
+
+_ORPHAN_BATCH = 500
+
+
+def redact(uri: str) -> str:
+    """The URI without user and password, fit for error messages and logs."""
+    return re.sub(r"//[^@/]*@", "//", uri)
+
+
+@contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    """Driver and BSON errors become StorageError; nothing from pymongo escapes the adapter."""
+    try:
+        yield
+    except (PyMongoError, BSONError) as exc:
+        raise StorageError(f"storage: {action} failed: {exc}") from exc
+
+
+class MongoExperimentRepository(ExperimentRepository):
+    """Sessions in `sessions`, records in `generations`, images and large JSON in GridFS.
+
+    No I/O in __init__: `start()` creates the client on the running event loop, because
+    a pymongo async client must never be used across event loops.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        database: str = "inspilot",
+        timeout_ms: int = 5000,
+        *,
+        orphan_grace: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._uri = uri
+        self._database = database
+        self._timeout_ms = timeout_ms
+        self._orphan_grace = orphan_grace
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+        self._db: AsyncDatabase[dict[str, Any]] | None = None
+        self._blob_store: BlobStore | None = None
+        self._session_store: SessionStore | None = None
+
+    def _client_options(self) -> dict[str, Any]:
+        # Options spelled in the URI win: keyword arguments would silently override them.
+        query = self._uri.partition("?")[2].lower()
+        options: dict[str, Any] = {"tz_aware": True}
+        for name in ("connectTimeoutMS", "serverSelectionTimeoutMS"):
+            if f"{name.lower()}=" not in query:
+                options[name] = self._timeout_ms
+        return options
+
+    async def start(self) -> None:
+        """Connect, check the server answers, create indexes and collect orphaned files."""
+        if self._client is not None:
+            return
+        try:
+            self._client = AsyncMongoClient(self._uri, **self._client_options())
+            self._db = self._client[self._database]
+            await self._db.command("ping")
+        except (PyMongoError, BSONError) as exc:
+            await self.close()
+            raise StorageError(
+                f"storage: cannot reach MongoDB at {redact(self._uri)}: {exc}"
+            ) from exc
+        self._blob_store = BlobStore(self._db)
+        self._session_store = SessionStore(self._db["sessions"], self._blob_store)
+        try:
+            with storage_errors("creating indexes"):
+                await self._sessions.create_index("username", unique=True)
+                await self._sessions.create_index("blobs.f")
+                await self._generations.create_index(
+                    [("username", ASCENDING), ("started_at", DESCENDING)]
+                )
+                await self._generations.create_index([("started_at", DESCENDING)])
+                await self._generations.create_index("blobs.f")
+                await self._blob_store.create_indexes()
+            await self.collect_orphans()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        client, self._client, self._db = self._client, None, None
+        self._blob_store = self._session_store = None
+        if client is not None:
+            await client.close()
+
+    @property
+    def _database_handle(self) -> AsyncDatabase[dict[str, Any]]:
+        if self._db is None:
+            raise StorageError("storage: the MongoDB repository is not started")
+        return self._db
+
+    @property
+    def _sessions(self) -> AsyncCollection[dict[str, Any]]:
+        return self._database_handle["sessions"]
+
+    @property
+    def _generations(self) -> AsyncCollection[dict[str, Any]]:
+        return self._database_handle["generations"]
+
+    @property
+    def _blobs(self) -> BlobStore:
+        if self._blob_store is None:
+            raise StorageError("storage: the MongoDB repository is not started")
+        return self._blob_store
+
+    @property
+    def _session_records(self) -> SessionStore:
+        if self._session_store is None:
+            raise StorageError("storage: the MongoDB repository is not started")
+        return self._session_store
+
+    async def get_or_create(self, experiment: Experiment) -> Experiment:
+        with storage_errors(f"starting the session of '{experiment.username}'"):
+            return await self._session_records.get_or_create(experiment)
+
+    async def get(self, username: str) -> Experiment | None:
+        with storage_errors(f"loading the session of '{username}'"):
+            return await self._session_records.get(username)
+
+    async def save(self, experiment: Experiment) -> None:
+        with storage_errors(f"saving the session of '{experiment.username}'"):
+            await self._session_records.save(experiment)
+
+    async def add_generation(self, record: GenerationRecord) -> None:
+        blobs = self._blobs
+        with storage_errors(f"storing generation record {record.id}"):
+            document, plan = await asyncio.to_thread(mapping.encode_generation, record)
+            metadata = {"username": record.username, "record": record.id}
+            uploaded = await blobs.upload(list(plan.blobs.values()), metadata)
+            document["blobs"] = plan.attach(uploaded)
+            # Upsert, not insert: the same id stored again replaces the record, as in memory.
+            # Should this fail, its files are left to orphan collection (it may have landed).
+            before = await self._generations.find_one_and_replace(
+                {"_id": record.id},
+                document,
+                upsert=True,
+                projection={"blobs": 1},
+                return_document=ReturnDocument.BEFORE,
+            )
+            if before is not None:
+                await forget(blobs, mapping.file_ids(before) - set(uploaded.values()))
+
+    async def get_generation(self, record_id: str) -> GenerationRecord | None:
+        with storage_errors(f"loading generation record {record_id}"):
+            records = await self._load_generations({"_id": record_id}, limit=1)
+            return records[0] if records else None
+
+    async def list_generations(
+        self, username: str | None = None, limit: int = 100
+    ) -> Sequence[GenerationRecord]:
+        if limit <= 0:
+            # MongoDB reads limit 0 as "no limit".
+            return []
+        query = {} if username is None else {"username": username}
+        with storage_errors("listing generation records"):
+            return await self._load_generations(query, limit)
+
+    async def _load_generations(
+        self, query: Mapping[str, Any], limit: int
+    ) -> list[GenerationRecord]:
+        for _ in range(LOAD_ATTEMPTS):
+            cursor = self._generations.find(query).sort("started_at", DESCENDING).limit(limit)
+            documents = await cursor.to_list()
+            wanted = set().union(*(mapping.file_ids(d) for d in documents))
+            try:
+                files = await self._blobs.download(wanted)
+            except BlobMissing:
+                continue
+            return [mapping.decode_generation(d, files) for d in documents]
+        raise StorageError("storage: generation records kept changing while being read")
+
+    async def _referenced(self, candidates: list[Any]) -> set[Any]:
+        # Not distinct("blobs.f"): SecantusDB 0.7.0b3 answers [] for a path through an
+        # array of subdocuments, which would make every file look orphaned.
+        query = {"blobs.f": {"$in": candidates}}
+        referenced: set[Any] = set()
+        for collection in (self._sessions, self._generations):
+            async for document in collection.find(query, projection={"blobs": 1}):
+                referenced |= mapping.file_ids(document)
+        return referenced
+
+    async def collect_orphans(self) -> int:
+        """Deletes GridFS files older than the grace period that no document references:
+        leftovers of saves that stopped between uploading and switching references."""
+        cutoff = datetime.now(UTC) - self._orphan_grace
+        blobs = self._blobs
+        deleted = 0
+        with storage_errors("collecting orphaned files"):
+            candidates = await blobs.uploaded_before(cutoff)
+            for start in range(0, len(candidates), _ORPHAN_BATCH):
+                batch = candidates[start : start + _ORPHAN_BATCH]
+                orphans = set(batch) - await self._referenced(batch)
+                await blobs.delete(orphans)
+                deleted += len(orphans)
+        if deleted:
+            logger.info("storage: deleted %d orphaned GridFS files", deleted)
+        return deleted

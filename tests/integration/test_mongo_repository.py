@@ -1,0 +1,257 @@
+"""MongoDB adapter beyond the contract: size, durability, file hygiene, concurrency, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gridfs import AsyncGridFSBucket
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.embedded_mongo import EmbeddedMongoServer
+from adapters.mongo import MongoExperimentRepository
+from domain.errors import StorageError
+from domain.experiment import SCHEME_STAGES, Experiment, Stage
+from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline
+
+T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+Db = AsyncDatabase[dict[str, Any]]
+
+
+@pytest.fixture
+async def raw_db(mongodb_uri: str, mongo_database: str) -> AsyncIterator[Db]:
+    """The test's database seen by a plain client, to look behind the adapter's back."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
+    try:
+        yield client[mongo_database]
+    finally:
+        await client.close()
+
+
+def sketch(name: str, image_bytes: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    image = base64.b64encode(rng.randbytes(image_bytes * 3 // 4)).decode()
+    return {
+        "name": name,
+        "canvasSvg": f"<svg><path d='M{seed} 0'/></svg>",
+        "canvasImage": f"data:image/png;base64,{image}",
+        "paths": [[{"x": rng.random(), "y": rng.random()} for _ in range(40)] for _ in range(5)],
+        "texts": [{"text": f"方案 {name}", "position": {"x": seed, "y": 1.5}}],
+    }
+
+
+def schemes_json(experiment: Experiment | None) -> str:
+    assert experiment is not None
+    return json.dumps({s.value: list(experiment.schemes_of(s)) for s in SCHEME_STAGES})
+
+
+async def started_with(
+    repository: MongoExperimentRepository, username: str, schemes: tuple[Any, ...]
+) -> Experiment:
+    started = await repository.get_or_create(Experiment(username=username))
+    experiment = started.with_saved_state(
+        current_stage=Stage.RAPID_DIVERGENCE,
+        design_task="task",
+        schemes={Stage.RAPID_DIVERGENCE: schemes},
+        at=T0,
+    )
+    await repository.save(experiment)
+    return experiment
+
+
+async def file_ids(db: Db) -> set[Any]:
+    return {f["_id"] async for f in db["fs.files"].find({}, {"_id": 1})}
+
+
+@pytest.mark.parametrize(("count", "image_kb"), [(40, 500), (100, 1000)])
+async def test_sessions_far_beyond_16_mb_round_trip(
+    mongo_repository: MongoExperimentRepository, count: int, image_kb: int
+) -> None:
+    schemes = tuple(sketch(f"s{i}", image_kb * 1000, i) for i in range(count))
+    experiment = await started_with(mongo_repository, "big", schemes)
+    assert schemes_json(await mongo_repository.get("big")) == schemes_json(experiment)
+
+
+async def test_large_bodies_without_images_leave_the_document(
+    mongo_repository: MongoExperimentRepository,
+) -> None:
+    long_paths = [[[i, i + 0.25] for i in range(30_000)]]
+    schemes = tuple({"name": f"p{i}", "paths": long_paths, "n": i} for i in range(30))
+    experiment = await started_with(mongo_repository, "paths", schemes)
+    assert schemes_json(await mongo_repository.get("paths")) == schemes_json(experiment)
+
+
+async def test_a_new_client_sees_the_data(
+    mongo_repository: MongoExperimentRepository, mongodb_uri: str, mongo_database: str
+) -> None:
+    experiment = await started_with(mongo_repository, "dora", (sketch("a", 10_000, 1),))
+    other = MongoExperimentRepository(mongodb_uri, mongo_database)
+    await other.start()
+    try:
+        assert schemes_json(await other.get("dora")) == schemes_json(experiment)
+    finally:
+        await other.close()
+
+
+async def test_embedded_server_restart_keeps_the_data(tmp_path: Path) -> None:
+    pytest.importorskip("secantus")
+    server = EmbeddedMongoServer(str(tmp_path / "db"))
+    repository = MongoExperimentRepository(server.start(), timeout_ms=2000)
+    await repository.start()
+    experiment = await started_with(repository, "eve", (sketch("a", 50_000, 2),))
+    await repository.close()
+    server.stop()
+    repository = MongoExperimentRepository(server.start(), timeout_ms=2000)
+    await repository.start()
+    try:
+        assert schemes_json(await repository.get("eve")) == schemes_json(experiment)
+    finally:
+        await repository.close()
+        server.stop()
+
+
+async def test_replaced_files_are_deleted_and_unchanged_ones_reused(
+    mongo_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    first = await started_with(
+        mongo_repository, "fay", tuple(sketch(str(i), 9000, i) for i in range(3))
+    )
+    before = await file_ids(raw_db)
+    assert len(before) == 3
+    # One sketch changes: one new file, one old file gone, two kept.
+    changed = (*first.schemes_of(Stage.RAPID_DIVERGENCE)[:2], sketch("2", 9000, 99))
+    await started_with(mongo_repository, "fay", changed)
+    after = await file_ids(raw_db)
+    assert len(after) == 3 and len(after & before) == 2
+    await started_with(mongo_repository, "fay", ())
+    assert await file_ids(raw_db) == set()
+
+
+async def test_orphans_of_a_crashed_save_are_collected(
+    mongodb_uri: str, mongo_database: str, raw_db: Db
+) -> None:
+    repository = MongoExperimentRepository(mongodb_uri, mongo_database, orphan_grace=timedelta(0))
+    await repository.start()
+    try:
+        experiment = await started_with(repository, "gus", (sketch("a", 5000, 3),))
+        await repository.add_generation(generation(image=b"png"))
+        kept = await file_ids(raw_db)
+        # A save that uploaded and then died before switching the document's references.
+        bucket = AsyncGridFSBucket(raw_db)
+        await bucket.upload_from_stream("scheme-image/x", b"lost", metadata={"username": "gus"})
+        await bucket.upload_from_stream("scheme-image/y", b"lost too")
+        await asyncio.sleep(0.01)  # BSON dates have milliseconds: be older than the cutoff
+        assert await repository.collect_orphans() == 2
+        assert await file_ids(raw_db) == kept
+        assert schemes_json(await repository.get("gus")) == schemes_json(experiment)
+    finally:
+        await repository.close()
+
+
+async def test_concurrent_saves_one_wins_whole_and_readers_never_see_a_mix(
+    mongo_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    started = await mongo_repository.get_or_create(Experiment(username="hal"))
+    versions = [
+        started.with_saved_state(
+            current_stage=Stage.RAPID_DIVERGENCE,
+            design_task=f"v{v}",
+            schemes={
+                Stage.RAPID_DIVERGENCE: tuple(sketch(f"v{v}", 20_000, v * 10 + i) for i in range(4))
+            },
+            at=T0,
+        )
+        for v in range(6)
+    ]
+    await mongo_repository.save(versions[0])
+    allowed = {schemes_json(v) for v in versions}
+
+    async def read_while_saving() -> None:
+        for _ in range(15):
+            assert schemes_json(await mongo_repository.get("hal")) in allowed
+            await asyncio.sleep(0)
+
+    await asyncio.gather(
+        *(mongo_repository.save(v) for v in versions[1:]), read_while_saving(), read_while_saving()
+    )
+    final = await mongo_repository.get("hal")
+    assert final is not None
+    assert schemes_json(final) in allowed
+    assert {s["name"] for s in final.schemes_of(Stage.RAPID_DIVERGENCE)} == {final.design_task}
+    # The losers' files and the replaced ones are all gone.
+    assert len(await file_ids(raw_db)) == 4
+
+
+def generation(*, image: bytes, inputs: dict[str, Any] | None = None) -> GenerationRecord:
+    return GenerationRecord(
+        pipeline=Pipeline.DEEP_DIVERGENCE,
+        inputs=inputs or {},
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=9),
+        outcome=Outcome.SUCCEEDED,
+        image_steps=(ImageStep("scene", "p", "n", T0, T0, image=image, seed=1),),
+        result={"schemeId": 1},
+        username="ivy",
+    )
+
+
+async def test_generation_with_multi_megabyte_inputs(
+    mongo_repository: MongoExperimentRepository,
+) -> None:
+    big = "data:image/png;base64," + base64.b64encode(os.urandom(4_000_000)).decode()
+    record = generation(image=os.urandom(2_000_000), inputs={"designImage": big, "designTexts": []})
+    await mongo_repository.add_generation(record)
+    assert await mongo_repository.get_generation(record.id) == record
+    assert list(await mongo_repository.list_generations("ivy")) == [record]
+
+
+async def test_unreachable_server_fails_fast_with_storage_error() -> None:
+    repository = MongoExperimentRepository(
+        "mongodb://user:secret@127.0.0.1:1/?serverSelectionTimeoutMS=300", timeout_ms=300
+    )
+    began = time.monotonic()
+    with pytest.raises(StorageError) as raised:
+        await repository.start()
+    assert time.monotonic() - began < 3
+    assert "127.0.0.1:1" in raised.value.message and "secret" not in raised.value.message
+
+
+async def test_server_gone_mid_session_is_a_storage_error(tmp_path: Path) -> None:
+    pytest.importorskip("secantus")
+    server = EmbeddedMongoServer(str(tmp_path / "db"))
+    repository = MongoExperimentRepository(server.start(), timeout_ms=500)
+    await repository.start()
+    await repository.get_or_create(Experiment(username="jo"))
+    server.stop()
+    try:
+        with pytest.raises(StorageError):
+            await repository.get("jo")
+        with pytest.raises(StorageError):
+            await repository.save(Experiment(username="jo"))
+    finally:
+        await repository.close()
+    with pytest.raises(StorageError, match="not started"):
+        await repository.get("jo")
+
+
+async def test_a_record_stored_again_replaces_its_files(
+    mongo_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    first = generation(image=b"first png")
+    await mongo_repository.add_generation(first)
+    second = GenerationRecord(
+        **{**vars(first), "image_steps": generation(image=b"2nd").image_steps}
+    )
+    await mongo_repository.add_generation(second)
+    assert await mongo_repository.get_generation(first.id) == second
+    assert len(await file_ids(raw_db)) == 1

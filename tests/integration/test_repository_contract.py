@@ -1,0 +1,159 @@
+"""One contract for every ExperimentRepository: the in-memory fake and the MongoDB adapter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from adapters.memory_repository import InMemoryExperimentRepository
+from adapters.mongo import MongoExperimentRepository
+from application.ports import ExperimentRepository
+from domain.errors import NotFound
+from domain.experiment import SCHEME_STAGES, Experiment, Stage
+from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
+
+# BSON dates keep milliseconds: contract times are whole milliseconds.
+T0 = datetime(2025, 3, 1, 9, 30, 0, 123000, tzinfo=UTC)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+@pytest.fixture(params=["memory", "mongo"])
+async def repository(request: pytest.FixtureRequest) -> AsyncIterator[ExperimentRepository]:
+    if request.param == "memory":
+        yield InMemoryExperimentRepository()
+        return
+    repo = MongoExperimentRepository(
+        request.getfixturevalue("mongodb_uri"), request.getfixturevalue("mongo_database")
+    )
+    await repo.start()
+    try:
+        yield repo
+    finally:
+        await repo.close()
+
+
+def scheme(name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "paths": [[{"x": i, "y": i * 0.5} for i in range(50)], []],
+        "texts": [{"text": "把手可折叠", "position": {"x": 12.5, "y": -3}}],
+        **extra,
+    }
+
+
+def schemes_json(experiment: Experiment) -> str:
+    return json.dumps({stage.value: list(experiment.schemes_of(stage)) for stage in SCHEME_STAGES})
+
+
+def saved(experiment: Experiment, schemes: dict[Stage, tuple[Any, ...]]) -> Experiment:
+    return experiment.with_saved_state(
+        current_stage=Stage.DEEP_DIVERGENCE, design_task="设计一款雨伞", schemes=schemes, at=T0
+    )
+
+
+async def test_get_or_create_is_idempotent(repository: ExperimentRepository) -> None:
+    first = await repository.get_or_create(Experiment(username="ana", created_at=T0))
+    again = await repository.get_or_create(Experiment(username="ana"))
+    assert again.id == first.id
+    assert again.created_at == T0
+    assert (await repository.get("ana")) == first
+    assert await repository.get("nobody") is None
+
+
+async def test_save_round_trip_is_json_equal(repository: ExperimentRepository) -> None:
+    started = await repository.get_or_create(Experiment(username="bo", created_at=T0))
+    image = "data:image/png;base64," + "iVBORw0KGgo" * 500
+    schemes = {
+        Stage.RAPID_DIVERGENCE: (
+            # canvasImage in the middle: key order must survive its trip through GridFS.
+            {"name": "伞", "canvasSvg": "<svg>…</svg>", "canvasImage": image, "paths": [[1, 2]]},
+            scheme("no image, no svg"),
+            scheme("odd keys", **{"$set": {"a.b": 1}, "x.y": [None, True, 1e-7, 2**53]}),
+            scheme("emoji 🌂 \u0000 \u2028 lone \ud800", canvasImage=None),
+        ),
+        Stage.DEEP_DIVERGENCE: (scheme("svg only", canvasSvg="<svg/>"),),
+        Stage.CONVERGENCE: (),
+    }
+    await repository.save(saved(started, schemes))
+    loaded = await repository.get("bo")
+    assert loaded is not None
+    assert schemes_json(loaded) == schemes_json(saved(started, schemes))
+    assert (loaded.current_stage, loaded.design_task) == (Stage.DEEP_DIVERGENCE, "设计一款雨伞")
+    assert loaded.updated_at == T0
+
+
+async def test_save_replaces_whole_and_keeps_id(repository: ExperimentRepository) -> None:
+    started = await repository.get_or_create(Experiment(username="cy", created_at=T0))
+    await repository.save(saved(started, {Stage.RAPID_DIVERGENCE: (scheme("a"), scheme("b"))}))
+    stranger = Experiment(username="cy", id="f" * 24, created_at=T0 + timedelta(days=1))
+    await repository.save(saved(stranger, {Stage.RAPID_DIVERGENCE: (scheme("c"),)}))
+    loaded = await repository.get("cy")
+    assert loaded is not None
+    assert (loaded.id, loaded.created_at) == (started.id, T0)
+    assert [s["name"] for s in loaded.schemes_of(Stage.RAPID_DIVERGENCE)] == ["c"]
+
+
+async def test_save_of_unknown_user_is_not_found(repository: ExperimentRepository) -> None:
+    with pytest.raises(NotFound) as raised:
+        await repository.save(Experiment(username="ghost"))
+    assert raised.value.message.startswith("username:")
+
+
+def record(n: int, username: str | None, *, image: bytes | None = PNG) -> GenerationRecord:
+    at = T0 + timedelta(minutes=n)
+    return GenerationRecord(
+        pipeline=Pipeline.RAPID_DIVERGENCE,
+        inputs={"task": "雨伞", "num": 2, "sketch": "data:image/png;base64,AAAA"},
+        started_at=at,
+        finished_at=at + timedelta(seconds=3),
+        outcome=Outcome.SUCCEEDED,
+        text_steps=(
+            TextStep(
+                "rapid_divergence/products", "请给出2个产品", at, at, 1, "伞#杯", ("伞", "杯")
+            ),
+        ),
+        image_steps=(
+            ImageStep("scene", "a beach", "text", at, at, image=image, seed=42, model="sdxl"),
+            ImageStep("scene", "a cafe", "text", at, at, error="timeout"),
+        ),
+        result={"count": 2, "result": [{"type": 0, "items": []}]},
+        username=username,
+    )
+
+
+async def test_generation_round_trip(repository: ExperimentRepository) -> None:
+    original = record(1, "ana")
+    await repository.add_generation(original)
+    assert await repository.get_generation(original.id) == original
+    assert await repository.get_generation("0" * 24) is None
+
+
+async def test_generation_failure_record(repository: ExperimentRepository) -> None:
+    failed = GenerationRecord(
+        pipeline=Pipeline.CONVERGE_SELECT,
+        inputs={},
+        started_at=T0,
+        finished_at=T0,
+        outcome=Outcome.FAILED,
+        error="model unavailable",
+        error_type="ModelUnavailable",
+    )
+    await repository.add_generation(failed)
+    assert await repository.get_generation(failed.id) == failed
+
+
+async def test_list_generations_newest_first_filtered_limited(
+    repository: ExperimentRepository,
+) -> None:
+    records = [record(n, "ana" if n % 2 else "bo", image=bytes([n]) * 10) for n in range(6)]
+    for r in (records[3], records[0], records[5], records[1], records[4], records[2]):
+        await repository.add_generation(r)
+    assert list(await repository.list_generations()) == records[::-1]
+    assert list(await repository.list_generations("ana")) == [records[5], records[3], records[1]]
+    assert list(await repository.list_generations(limit=2)) == [records[5], records[4]]
+    assert list(await repository.list_generations("bo", limit=1)) == [records[4]]
+    assert list(await repository.list_generations("nobody")) == []
