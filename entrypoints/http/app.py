@@ -9,8 +9,10 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from domain.errors import InsPilotError
 from entrypoints.container import Container, build_container
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
@@ -33,7 +35,12 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         for adapter in _adapters(container):
             start = getattr(adapter, "start", None)
             if start is not None:
-                await start()
+                try:
+                    await start()
+                except InsPilotError as exc:
+                    # One clear line for the operator, not only a traceback.
+                    logger.error("InsPilot cannot start: %s", exc.message)
+                    raise
             started.append(adapter)
         logger.info(
             "InsPilot ready: text=%s images=%s storage=%s",
@@ -47,9 +54,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             close = getattr(adapter, "close", None)
             if close is not None:
                 await close()
-        container.shutdown_resources()
+        # Closed clients must not be reused: a restarted lifespan builds new ones.
         container.reset_singletons()
-        # The prompt catalog was checked at creation; keep it for a restarted lifespan.
 
 
 def create_app(container: Container | None = None) -> Litestar:
@@ -68,11 +74,5 @@ def create_app(container: Container | None = None) -> Litestar:
         ),
         openapi_config=OpenAPIConfig(title="InsPilot API", version="0.1.0", path="/schema"),
         request_max_body_size=config.max_body_mb() * 1024 * 1024,
-        state=_state(container),
+        state=State({"container": container}),
     )
-
-
-def _state(container: Container) -> Any:
-    from litestar.datastructures import State
-
-    return State({"container": container})

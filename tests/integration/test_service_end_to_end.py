@@ -181,3 +181,38 @@ def test_text_model_unreachable_is_reported_not_a_count_mismatch(
     body = response.json()
     assert response.status_code in (503, 504) and body["code"] == 2
     assert "mismatch" not in body["message"] and "expected" not in body["message"]
+
+
+def test_every_instance_hanging_is_an_honest_504_with_no_partial_result(
+    text_server: FakeOpenAIServer, sd_servers: list[FakeSdServer]
+) -> None:
+    for server in sd_servers:
+        server.knobs.hang = True
+    settings = _settings(
+        text_server, sd_servers, INSPILOT_SD_TIMEOUT_S="0.5", INSPILOT_SD_QUEUE_WAIT_S="0.5"
+    )
+    with TestClient(create_app(build_container(settings))) as client:
+        response = client.post(
+            "/generate", json={"appid": 0, "type": 0, "prompts": {"task": "厨房", "num": 2}}
+        )
+    body = response.json()
+    assert response.status_code in (503, 504), body
+    assert body["success"] is False and body["code"] == 2 and body["data"] is None
+
+
+def test_a_failed_request_frees_the_slots_of_its_other_images(
+    text_server: FakeOpenAIServer, sd_servers: list[FakeSdServer]
+) -> None:
+    refusing, slow = sd_servers[0], sd_servers[1]
+    refusing.knobs.status_code = 422  # a 4xx is reported, not retried elsewhere
+    slow.knobs.latency_s = 30.0
+    settings = _settings(text_server, sd_servers[:2], INSPILOT_SD_TIMEOUT_S="60")
+    app = create_app(build_container(settings))
+    with TestClient(app) as client:
+        response = client.post(
+            "/generate", json={"appid": 0, "type": 0, "prompts": {"task": "厨房", "num": 2}}
+        )
+        stats = app.state.container.image_generator().stats()
+    assert response.status_code == 502 and response.json()["code"] == 2
+    assert all(instance.busy == 0 for instance in stats.instances), stats
+    assert stats.queue_length == 0
