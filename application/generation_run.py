@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from application.concurrency import run_all
@@ -124,58 +125,30 @@ class GenerationRun:
         max_attempts = attempts or gateway.list_attempts
         for attempt in range(1, max_attempts + 1):
             started = gateway.clock.now()
+            step = TextStep(spec.key, prompt, started, started, attempt, image_count=len(images))
             try:
                 answer = await gateway.text.complete(request)
             except InsPilotError as exc:
-                self._text_steps.append(
-                    TextStep(
-                        spec.key,
-                        prompt,
-                        started,
-                        gateway.clock.now(),
-                        attempt,
-                        image_count=len(images),
-                        error=_describe(exc),
-                    )
-                )
+                self._record(step, error=_describe(exc))
                 raise
             fitted = fit(answer.text)
-            finished = gateway.clock.now()
             if isinstance(fitted, ListMismatch):
                 mismatch = fitted
-                self._text_steps.append(
-                    TextStep(
-                        spec.key,
-                        prompt,
-                        started,
-                        finished,
-                        attempt,
-                        answer.text,
-                        model=answer.model,
-                        image_count=len(images),
-                        error=fitted.describe(),
-                    )
+                self._record(
+                    step, raw_answer=answer.text, model=answer.model, error=fitted.describe()
                 )
                 continue
-            self._text_steps.append(
-                TextStep(
-                    spec.key,
-                    prompt,
-                    started,
-                    finished,
-                    attempt,
-                    answer.text,
-                    tuple(fitted),
-                    answer.model,
-                    len(images),
-                )
-            )
+            self._record(step, raw_answer=answer.text, model=answer.model, items=tuple(fitted))
             return fitted
         detail = mismatch.describe() if mismatch else "no usable answer"
         raise ModelAnswerInvalid(
             f"text model: step {spec.key} gave an unusable list "
             f"({detail}) after {max_attempts} attempts"
         )
+
+    def _record(self, step: TextStep, **outcome: Any) -> None:
+        """Keep one attempt, stamped with the time it ended."""
+        self._text_steps.append(replace(step, finished_at=self._gateway.clock.now(), **outcome))
 
     async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
         """Render one image per prompt, all at once; any failure fails the whole set."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -96,139 +96,102 @@ class Setting:
     doc: str
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "HOST", "127.0.0.1", _text, "Address `inspilot serve` listens on (`--host` overrides)."
-    ),
-    Setting("PORT", "8000", _port, "Port `inspilot serve` listens on (`--port` overrides)."),
-    Setting("LOG_LEVEL", "info", _log_level, "debug, info, warning or error."),
-    Setting(
-        "CORS_ORIGINS",
-        "http://localhost:3000,http://127.0.0.1:3000",
-        _list,
-        "Comma-separated front-end origins allowed by CORS.",
-    ),
-    Setting("MAX_BODY_MB", "64", _positive_int, "Largest request body accepted, in MB."),
-    Setting("MAX_NUM", "12", _positive_int, "Largest `num` accepted by /generate."),
-    Setting("MAX_IMAGE_MB", "8", _positive_int, "Largest decoded sketch image accepted, in MB."),
-    Setting("PROMPTS_DIR", str(REPO_ROOT / "prompts"), _text, "Directory of the prompt templates."),
-    Setting(
-        "LIST_ATTEMPTS",
-        "3",
-        _positive_int,
-        "How often a step is asked when its list cannot be reconciled with the count asked.",
-    ),
-    Setting("TEXT_BACKEND", "demo", _choice("demo", "azure", "openai"), "demo, azure or openai."),
-    Setting(
-        "DEMO_TEXT_LATENCY_S", "0", _non_negative_float, "Simulated latency of the demo text model."
-    ),
-    Setting(
-        "TEXT_CONCURRENCY", "10", _positive_int, "Concurrent requests to the text model service."
-    ),
-    Setting(
-        "TEXT_DEADLINE_S", "60", _positive_float, "Deadline of one text step, all retries included."
-    ),
-    Setting(
-        "AZURE_OPENAI_ENDPOINT",
-        "",
-        _text,
-        "Azure OpenAI resource endpoint, https://NAME.openai.azure.com.",
-    ),
-    Setting("AZURE_OPENAI_API_KEY", "", _text, "Azure OpenAI API key (or use Entra ID)."),
-    Setting("AZURE_OPENAI_API_VERSION", "2024-10-21", _text, "Azure OpenAI API version."),
-    Setting("AZURE_OPENAI_DEPLOYMENT", "", _text, "Chat deployment name."),
-    Setting(
-        "AZURE_OPENAI_VISION_DEPLOYMENT",
-        "",
-        _text,
-        "Deployment for vision steps (default: the chat deployment).",
-    ),
-    Setting(
-        "AZURE_OPENAI_USE_ENTRA_ID",
-        "false",
-        _flag,
-        "Authenticate with Entra ID (DefaultAzureCredential) instead of a key.",
-    ),
-    Setting("OPENAI_BASE_URL", "", _text, "OpenAI-compatible base URL (empty: OpenAI itself)."),
-    Setting("OPENAI_API_KEY", "", _text, "API key of the OpenAI-compatible endpoint."),
-    Setting("OPENAI_MODEL", "", _text, "Chat model name."),
-    Setting("OPENAI_VISION_MODEL", "", _text, "Model for vision steps (default: the chat model)."),
-    Setting("IMAGES_BACKEND", "demo", _choice("demo", "sd"), "demo or sd."),
-    Setting(
-        "DEMO_IMAGE_LATENCY_S",
-        "0",
-        _non_negative_float,
-        "Simulated latency of the demo image model.",
-    ),
-    Setting(
-        "SD_INSTANCES",
-        "",
-        _list,
-        "Comma-separated AUTOMATIC1111 base URLs; basic auth as http://user:pass@host:port.",
-    ),
-    Setting("SD_SLOTS_PER_INSTANCE", "1", _positive_int, "Images one instance renders at once."),
-    Setting("SD_QUEUE_MAX", "256", _positive_int, "Jobs that may wait for a free instance."),
-    Setting("SD_QUEUE_WAIT_S", "300", _positive_float, "Longest wait for a free instance."),
-    Setting("SD_TIMEOUT_S", "180", _positive_float, "Timeout of one image on one instance."),
-    Setting("SD_HEALTH_INTERVAL_S", "15", _positive_float, "Seconds between health probes."),
-    Setting(
-        "STORAGE_BACKEND",
-        "embedded",
-        _choice("embedded", "mongodb", "memory"),
-        "embedded (in-process SecantusDB), mongodb, or memory (lost at exit).",
-    ),
-    Setting("MONGODB_URI", "", _text, "MongoDB connection string for the mongodb backend."),
-    Setting("MONGODB_DATABASE", "inspilot", _text, "Database name."),
-    Setting("MONGODB_TIMEOUT_MS", "5000", _positive_int, "Connect and server-selection timeout."),
-    Setting("DATA_DIR", "./.inspilot/data", _text, "Data directory of the embedded database."),
-)
+def _setting(default: str, parse: Callable[[str], Any], doc: str) -> Any:
+    """A settings field: the variable's default (as written in the environment), parser, doc."""
+    return field(metadata={"default": default, "parse": parse, "doc": doc})
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str
-    port: int
-    log_level: str
-    cors_origins: tuple[str, ...]
-    max_body_mb: int
-    max_num: int
-    max_image_mb: int
-    prompts_dir: str
-    list_attempts: int
-    text_backend: str
-    demo_text_latency_s: float
-    text_concurrency: int
-    text_deadline_s: float
-    azure_openai_endpoint: str
-    azure_openai_api_key: str
-    azure_openai_api_version: str
-    azure_openai_deployment: str
-    azure_openai_vision_deployment: str
-    azure_openai_use_entra_id: bool
-    openai_base_url: str
-    openai_api_key: str
-    openai_model: str
-    openai_vision_model: str
-    images_backend: str
-    demo_image_latency_s: float
-    sd_instances: tuple[str, ...]
-    sd_slots_per_instance: int
-    sd_queue_max: int
-    sd_queue_wait_s: float
-    sd_timeout_s: float
-    sd_health_interval_s: float
-    storage_backend: str
-    mongodb_uri: str
-    mongodb_database: str
-    mongodb_timeout_ms: int
-    data_dir: str
+    """Every setting: its field name upper-cased behind `INSPILOT_` is the variable."""
+
+    host: str = _setting(
+        "127.0.0.1", _text, "Address `inspilot serve` listens on (`--host` overrides)."
+    )
+    port: int = _setting("8000", _port, "Port `inspilot serve` listens on (`--port` overrides).")
+    log_level: str = _setting("info", _log_level, "debug, info, warning or error.")
+    cors_origins: tuple[str, ...] = _setting(
+        "http://localhost:3000,http://127.0.0.1:3000",
+        _list,
+        "Comma-separated front-end origins allowed by CORS.",
+    )
+    max_body_mb: int = _setting("64", _positive_int, "Largest request body accepted, in MB.")
+    max_num: int = _setting("12", _positive_int, "Largest `num` accepted by /generate.")
+    max_image_mb: int = _setting(
+        "8", _positive_int, "Largest decoded sketch image accepted, in MB."
+    )
+    prompts_dir: str = _setting(
+        str(REPO_ROOT / "prompts"), _text, "Directory of the prompt templates."
+    )
+    list_attempts: int = _setting(
+        "3",
+        _positive_int,
+        "How often a step is asked when its list cannot be reconciled with the count asked.",
+    )
+    text_backend: str = _setting(
+        "demo", _choice("demo", "azure", "openai"), "demo, azure or openai."
+    )
+    demo_text_latency_s: float = _setting(
+        "0", _non_negative_float, "Simulated latency of the demo text model."
+    )
+    text_concurrency: int = _setting(
+        "10", _positive_int, "Concurrent requests to the text model service."
+    )
+    text_deadline_s: float = _setting(
+        "60", _positive_float, "Deadline of one text step, all retries included."
+    )
+    azure_openai_endpoint: str = _setting(
+        "", _text, "Azure OpenAI resource endpoint, https://NAME.openai.azure.com."
+    )
+    azure_openai_api_key: str = _setting("", _text, "Azure OpenAI API key (or use Entra ID).")
+    azure_openai_api_version: str = _setting("2024-10-21", _text, "Azure OpenAI API version.")
+    azure_openai_deployment: str = _setting("", _text, "Chat deployment name.")
+    azure_openai_vision_deployment: str = _setting(
+        "", _text, "Deployment for vision steps (default: the chat deployment)."
+    )
+    azure_openai_use_entra_id: bool = _setting(
+        "false", _flag, "Authenticate with Entra ID (DefaultAzureCredential) instead of a key."
+    )
+    openai_base_url: str = _setting("", _text, "OpenAI-compatible base URL (empty: OpenAI itself).")
+    openai_api_key: str = _setting("", _text, "API key of the OpenAI-compatible endpoint.")
+    openai_model: str = _setting("", _text, "Chat model name.")
+    openai_vision_model: str = _setting(
+        "", _text, "Model for vision steps (default: the chat model)."
+    )
+    images_backend: str = _setting("demo", _choice("demo", "sd"), "demo or sd.")
+    demo_image_latency_s: float = _setting(
+        "0", _non_negative_float, "Simulated latency of the demo image model."
+    )
+    sd_instances: tuple[str, ...] = _setting(
+        "",
+        _list,
+        "Comma-separated AUTOMATIC1111 base URLs; basic auth as http://user:pass@host:port.",
+    )
+    sd_slots_per_instance: int = _setting(
+        "1", _positive_int, "Images one instance renders at once."
+    )
+    sd_queue_max: int = _setting("256", _positive_int, "Jobs that may wait for a free instance.")
+    sd_queue_wait_s: float = _setting("300", _positive_float, "Longest wait for a free instance.")
+    sd_timeout_s: float = _setting("180", _positive_float, "Timeout of one image on one instance.")
+    sd_health_interval_s: float = _setting("15", _positive_float, "Seconds between health probes.")
+    storage_backend: str = _setting(
+        "embedded",
+        _choice("embedded", "mongodb", "memory"),
+        "embedded (in-process SecantusDB), mongodb, or memory (lost at exit).",
+    )
+    mongodb_uri: str = _setting("", _text, "MongoDB connection string for the mongodb backend.")
+    mongodb_database: str = _setting("inspilot", _text, "Database name.")
+    mongodb_timeout_ms: int = _setting(
+        "5000", _positive_int, "Connect and server-selection timeout."
+    )
+    data_dir: str = _setting("./.inspilot/data", _text, "Data directory of the embedded database.")
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         file_values = _file_values(env.get(f"{PREFIX}CONFIG_FILE", ""))
         values: dict[str, Any] = {}
-        for setting in SETTINGS:
+        for setting in settings_table():
             variable = PREFIX + setting.name
             raw = env.get(variable, file_values.get(variable, setting.default))
             try:
@@ -258,7 +221,7 @@ class Settings:
 
     def as_config(self) -> dict[str, Any]:
         """The dict handed to dependency-injector's Configuration provider."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        return {item.name: getattr(self, item.name) for item in fields(self)}
 
 
 def _file_values(path: str) -> dict[str, str]:
@@ -276,3 +239,19 @@ def _file_values(path: str) -> dict[str, str]:
             value = "true" if value else "false"
         values[PREFIX + key.upper()] = str(value)
     return values
+
+
+def settings_table() -> tuple[Setting, ...]:
+    """The variables in declaration order, for loading and for the README's table."""
+    return tuple(
+        Setting(
+            item.name.upper(),
+            item.metadata["default"],
+            item.metadata["parse"],
+            item.metadata["doc"],
+        )
+        for item in fields(Settings)
+    )
+
+
+SETTINGS: tuple[Setting, ...] = settings_table()

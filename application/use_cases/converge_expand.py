@@ -14,8 +14,7 @@ from application.steps import (
     PRODUCT_IMAGES,
     SCENE_IMAGES,
 )
-from application.use_cases.deep_divergence import describe_texts
-from application.use_cases.rapid_divergence import join_items
+from application.use_cases.common import describe_texts, join_items
 from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
 from domain.generation import ImageStep, Pipeline
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from application.generation_run import ModelGateway
 from application.steps import SELECT_CHOOSE, SELECT_NAMES
-from application.use_cases.deep_divergence import describe_texts
+from application.use_cases.common import describe_texts
 from domain.choices import make_unique, match_choices
 from domain.generation import Pipeline
 from domain.listparse import ListMismatch, split_items

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.concurrency import run_all
-from application.generation_run import GenerationRun, ModelGateway
+from application.generation_run import ModelGateway
 from application.steps import (
     DEEP_CONCEPTS,
     DEEP_FUNCTIONS,
@@ -13,21 +13,13 @@ from application.steps import (
     DEEP_PLACES,
     DEEP_PRODUCTS,
     DEEP_SCENE_PROMPTS,
-    SCENE_IMAGES,
 )
-from application.use_cases.rapid_divergence import join_items
+from application.use_cases.common import describe_texts, join_items, scene_chain
 from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
 from domain.errors import InvalidInput
-from domain.generation import ImageStep, Pipeline
+from domain.generation import Pipeline
 
 DEEP_STIMULI = 3
-NO_TEXTS = "（无文字说明）"
-
-
-def describe_texts(texts: tuple[str, ...]) -> str:
-    """The designer's notes as one line for a prompt; a sketch without notes says so."""
-    kept = [text.strip() for text in texts if text.strip()]
-    return "；".join(kept) if kept else NO_TEXTS
 
 
 @dataclass(frozen=True)
@@ -85,7 +77,13 @@ class GenerateDeepDivergence:
             listed = {"products": join_items(products), "num": str(n)}
             images, concepts, functions = await run_all(
                 [
-                    _scene_chain(run, command.design_task, products),
+                    scene_chain(
+                        run,
+                        DEEP_PLACES,
+                        DEEP_SCENE_PROMPTS,
+                        products,
+                        {"design_task": command.design_task},
+                    ),
                     run.ask_list(DEEP_CONCEPTS, listed, n),
                     run.ask_list(DEEP_FUNCTIONS, {**listed, "design_task": command.design_task}, n),
                 ]
@@ -110,18 +108,3 @@ class GenerateDeepDivergence:
                 "images": [image.id for image in images],
             }
             return DeepDivergenceResult(command.scheme_id, creatives)
-
-
-async def _scene_chain(
-    run: GenerationRun, design_task: str, products: list[str]
-) -> list[ImageStep]:
-    n = str(len(products))
-    places = await run.ask_list(
-        DEEP_PLACES,
-        {"products": join_items(products), "num": n, "design_task": design_task},
-        len(products),
-    )
-    prompts = await run.ask_list(
-        DEEP_SCENE_PROMPTS, {"places": join_items(places), "num": n}, len(places)
-    )
-    return await run.render_images(SCENE_IMAGES, prompts)

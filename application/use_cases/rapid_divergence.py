@@ -5,21 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.concurrency import run_all
-from application.generation_run import GenerationRun, ModelGateway
+from application.generation_run import ModelGateway
 from application.steps import (
     RAPID_CONCEPTS,
     RAPID_PLACES,
     RAPID_PRODUCTS,
     RAPID_SCENE_PROMPTS,
-    SCENE_IMAGES,
 )
+from application.use_cases.common import join_items, scene_chain
 from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
-from domain.generation import ImageStep, Pipeline
-
-
-def join_items(items: list[str]) -> str:
-    """Lists go into prompts the way models are asked to answer: `#`-separated."""
-    return "#".join(items)
+from domain.generation import Pipeline
 
 
 @dataclass(frozen=True)
@@ -50,7 +45,9 @@ class GenerateRapidDivergence:
             products = await run.ask_list(RAPID_PRODUCTS, {"task": command.task, "num": str(n)}, n)
             images, concepts = await run_all(
                 [
-                    _scene_chain(run, command.task, products),
+                    scene_chain(
+                        run, RAPID_PLACES, RAPID_SCENE_PROMPTS, products, {"task": command.task}
+                    ),
                     run.ask_list(
                         RAPID_CONCEPTS,
                         {"products": join_items(products), "num": str(n), "task": command.task},
@@ -75,14 +72,3 @@ class GenerateRapidDivergence:
                 "images": [image.id for image in images],
             }
             return RapidDivergenceResult(creatives)
-
-
-async def _scene_chain(run: GenerationRun, task: str, products: list[str]) -> list[ImageStep]:
-    n = str(len(products))
-    places = await run.ask_list(
-        RAPID_PLACES, {"products": join_items(products), "num": n, "task": task}, len(products)
-    )
-    prompts = await run.ask_list(
-        RAPID_SCENE_PROMPTS, {"places": join_items(places), "num": n, "task": task}, len(places)
-    )
-    return await run.render_images(SCENE_IMAGES, prompts)

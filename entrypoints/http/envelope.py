@@ -44,21 +44,22 @@ def envelope(
     return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
 
+# First match wins, so subclasses come before their bases.
+_ERROR_STATUS: tuple[tuple[type[InsPilotError], int, int], ...] = (
+    (InvalidInput, 400, CODE_INVALID),
+    (NotFound, 404, CODE_INVALID),
+    (ModelUnavailable, 503, CODE_MODEL_FAILURE),
+    (ModelTimeout, 504, CODE_MODEL_FAILURE),
+    (ContentRejected, 422, CODE_MODEL_FAILURE),
+    (ModelError, 502, CODE_MODEL_FAILURE),
+    (StorageError, 503, CODE_INTERNAL),
+)
+
+
 def _status_and_code(exc: InsPilotError) -> tuple[int, int]:
-    if isinstance(exc, InvalidInput):
-        return 400, CODE_INVALID
-    if isinstance(exc, NotFound):
-        return 404, CODE_INVALID
-    if isinstance(exc, ModelUnavailable):
-        return 503, CODE_MODEL_FAILURE
-    if isinstance(exc, ModelTimeout):
-        return 504, CODE_MODEL_FAILURE
-    if isinstance(exc, ContentRejected):
-        return 422, CODE_MODEL_FAILURE
-    if isinstance(exc, ModelError):
-        return 502, CODE_MODEL_FAILURE
-    if isinstance(exc, StorageError):
-        return 503, CODE_INTERNAL
+    for kind, status, code in _ERROR_STATUS:
+        if isinstance(exc, kind):
+            return status, code
     return 400, CODE_INVALID
 
 
