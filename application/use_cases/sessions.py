@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from application.ports import Clock, ExperimentRepository
 from domain.errors import NotFound
-from domain.experiment import Experiment, Scheme, Stage
+from domain.experiment import SCHEME_STAGES, Experiment, Scheme, Stage
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,15 @@ class SaveSessionCommand:
     design_task: str | None = None
     schemes: Mapping[Stage, tuple[Scheme, ...]] = field(default_factory=dict)
 
+    @property
+    def names_everything(self) -> bool:
+        """The front end's normal save: every field and every stage's list."""
+        return (
+            self.current_stage is not None
+            and self.design_task is not None
+            and all(stage in self.schemes for stage in SCHEME_STAGES)
+        )
+
 
 class SaveSession:
     """Saves a started session whole; an unknown participant is NotFound, nothing is created."""
@@ -46,6 +55,20 @@ class SaveSession:
         self._clock = clock
 
     async def execute(self, command: SaveSessionCommand) -> None:
+        now = self._clock.now()
+        if command.names_everything:
+            # Nothing to merge, so the stored session (megabytes of sketches) is not read;
+            # the repository keeps its id and creation time and refuses unknown users.
+            await self._repository.save(
+                Experiment(
+                    username=command.username,
+                    current_stage=command.current_stage or Stage.NOT_READY,
+                    design_task=command.design_task or "",
+                    schemes=dict(command.schemes),
+                    updated_at=now,
+                )
+            )
+            return
         stored = await self._repository.get(command.username)
         if stored is None:
             raise NotFound(
@@ -55,6 +78,6 @@ class SaveSession:
             current_stage=command.current_stage,
             design_task=command.design_task,
             schemes=command.schemes,
-            at=self._clock.now(),
+            at=now,
         )
         await self._repository.save(updated)

@@ -14,10 +14,23 @@ from application.use_cases.converge_select import (
 )
 from application.use_cases.deep_divergence import DeepDivergenceCommand, GenerateDeepDivergence
 from application.use_cases.rapid_divergence import GenerateRapidDivergence, RapidDivergenceCommand
+from application.use_cases.sessions import (
+    SaveSession,
+    SaveSessionCommand,
+    StartSession,
+    StartSessionCommand,
+)
 from domain.creatives import CreativeType, DisplayType, ItemType
-from domain.errors import InvalidInput, ModelAnswerInvalid, ModelTimeout, ModelUnavailable
+from domain.errors import (
+    InvalidInput,
+    ModelAnswerInvalid,
+    ModelTimeout,
+    ModelUnavailable,
+    NotFound,
+)
+from domain.experiment import SCHEME_STAGES, Experiment, Stage
 from domain.generation import Outcome, Pipeline
-from tests.unit.fakes import FakeImageGenerator, RecordingTextGenerator
+from tests.unit.fakes import FakeImageGenerator, RecordingTextGenerator, TickingClock
 
 SKETCH = "data:image/png;base64,iVBORw0KGgo="
 
@@ -221,3 +234,45 @@ async def test_converge_expand_groups_scene_product_and_function(
     product_requests = [r for r in images.requests if "white background" in r.prompt]
     assert len(product_requests) == 6 and len(images.requests) == 12
     assert len(text.calls_of("functions")) == 3
+
+
+class _CountingRepository(InMemoryExperimentRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, username: str) -> Experiment | None:
+        self.reads += 1
+        return await super().get(username)
+
+
+async def test_a_full_save_replaces_without_reading_and_keeps_the_id() -> None:
+    repository = _CountingRepository()
+    clock = TickingClock()
+    started = await StartSession(repository, clock).execute(StartSessionCommand("p"))
+    full = SaveSessionCommand(
+        "p",
+        Stage.CONVERGENCE,
+        "任务",
+        {stage: ({"name": stage.value},) for stage in SCHEME_STAGES},
+    )
+    await SaveSession(repository, clock).execute(full)
+    assert repository.reads == 0
+    saved = await repository.get("p")
+    assert saved is not None and saved.id == started.id and saved.created_at == started.created_at
+    assert saved.schemes_of(Stage.CONVERGENCE) == ({"name": "收敛"},)
+    partial = SaveSessionCommand("p", design_task="新任务")
+    await SaveSession(repository, clock).execute(partial)
+    merged = await repository.get("p")
+    assert merged is not None and merged.design_task == "新任务"
+    assert merged.current_stage is Stage.CONVERGENCE
+    assert merged.schemes_of(Stage.RAPID_DIVERGENCE) == ({"name": "快速发散"},)
+
+
+async def test_saving_a_never_started_participant_is_not_found() -> None:
+    repository = InMemoryExperimentRepository()
+    full = SaveSessionCommand("ghost", Stage.CONVERGENCE, "t", {s: () for s in SCHEME_STAGES})
+    for command in (full, SaveSessionCommand("ghost", design_task="t")):
+        with pytest.raises(NotFound):
+            await SaveSession(repository, TickingClock()).execute(command)
+    assert await repository.get("ghost") is None
