@@ -14,6 +14,7 @@ import logging
 import math
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,12 @@ def main() -> int:
     parser.add_argument("--text-s", type=float, default=0.3)
     parser.add_argument("--image-s", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--storage",
+        choices=["memory", "embedded"],
+        default="memory",
+        help="where generation records go (embedded: the default backend, in a temp dir)",
+    )
     args = parser.parse_args()
     logging.disable(logging.INFO)
 
@@ -140,12 +147,13 @@ def main() -> int:
                 "INSPILOT_OPENAI_MODEL": "bench",
                 "INSPILOT_IMAGES_BACKEND": "sd",
                 "INSPILOT_SD_INSTANCES": ",".join(server.url for server in sd),
-                "INSPILOT_STORAGE_BACKEND": "memory",
+                "INSPILOT_STORAGE_BACKEND": args.storage,
+                "INSPILOT_DATA_DIR": tempfile.mkdtemp(prefix="inspilot-bench-"),
             }
         )
         print(
             f"text {args.text_s:.2f} s per call, image {args.image_s:.2f} s, "
-            f"{INSTANCES} SD instances, best of {args.repeat} runs\n"
+            f"{INSTANCES} SD instances, {args.storage} storage, best of {args.repeat} runs\n"
         )
         header = (
             f"{'pipeline':<42}{'wall':>8}{'critical':>10}{'ratio':>8}"
