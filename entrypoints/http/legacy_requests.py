@@ -25,6 +25,10 @@ from domain.images import normalise_image
 T = TypeVar("T")
 
 PAINT_APP_ID = 0
+# Participants write short notes; anything far longer is a client bug that would only
+# burn model tokens, so it is refused with a clear rule instead.
+MAX_TEXT_CHARS = 2000
+MAX_TEXTS_PER_SCHEME = 100
 
 
 class StartBody(msgspec.Struct):
@@ -161,10 +165,16 @@ def _check_num(value: int, field: str, limits: Limits) -> int:
     return value
 
 
+def _check_length(value: str, field: str) -> str:
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidInput(field, f"must be at most {MAX_TEXT_CHARS} characters")
+    return value.strip()
+
+
 def _check_text(value: str, field: str) -> str:
     if not value.strip():
         raise InvalidInput(field, "must not be empty")
-    return value.strip()
+    return _check_length(value, field)
 
 
 def _image(value: str | None, field: str, limits: Limits) -> str | None:
@@ -173,8 +183,10 @@ def _image(value: str | None, field: str, limits: Limits) -> str | None:
     return normalise_image(value, field, limits.max_image_bytes)
 
 
-def _texts(values: list[str]) -> tuple[str, ...]:
-    return tuple(values)
+def _texts(values: list[str], field: str) -> tuple[str, ...]:
+    if len(values) > MAX_TEXTS_PER_SCHEME:
+        raise InvalidInput(field, f"must list at most {MAX_TEXTS_PER_SCHEME} texts")
+    return tuple(_check_length(text, f"{field}[{index}]") for index, text in enumerate(values))
 
 
 @dataclass(frozen=True)
@@ -213,8 +225,8 @@ def _rapid(raw: dict[str, Any], limits: Limits, username: str | None) -> RapidDi
 def _deep(raw: dict[str, Any], limits: Limits, username: str | None) -> DeepDivergenceCommand:
     prompts = _convert(raw, DeepPrompts, "prompts")
     return DeepDivergenceCommand(
-        design_task=prompts.designTask.strip(),
-        design_texts=_texts(prompts.designTexts),
+        design_task=_check_length(prompts.designTask, "prompts.designTask"),
+        design_texts=_texts(prompts.designTexts, "prompts.designTexts"),
         design_image=_image(prompts.designImage, "prompts.designImage", limits),
         scheme_id=prompts.schemeId,
         username=username,
@@ -231,7 +243,7 @@ def _select(raw: dict[str, Any], limits: Limits, username: str | None) -> Conver
         raise InvalidInput("prompts.schemes", f"must list at most {limits.max_num * 4} schemes")
     schemes = tuple(
         SchemeSketch(
-            design_texts=_texts(scheme.designTexts),
+            design_texts=_texts(scheme.designTexts, f"prompts.schemes[{index}].designTexts"),
             design_image=_image(
                 scheme.designImage, f"prompts.schemes[{index}].designImage", limits
             ),
@@ -239,7 +251,7 @@ def _select(raw: dict[str, Any], limits: Limits, username: str | None) -> Conver
         for index, scheme in enumerate(prompts.schemes)
     )
     return ConvergeSelectCommand(
-        design_task=prompts.designTask.strip(),
+        design_task=_check_length(prompts.designTask, "prompts.designTask"),
         select_num=prompts.selectNum,
         schemes=schemes,
         username=username,
@@ -258,7 +270,10 @@ def _expand(raw: dict[str, Any], limits: Limits, username: str | None) -> Conver
             f"schemes × num must be at most {limits.max_num * 3} (asked {total})",
         )
     return ConvergeExpandCommand(
-        selected_schemes=tuple(_texts(scheme.designTexts) for scheme in prompts.selectedSchemes),
+        selected_schemes=tuple(
+            _texts(scheme.designTexts, f"prompts.selectedSchemes[{index}].designTexts")
+            for index, scheme in enumerate(prompts.selectedSchemes)
+        ),
         num=num,
         username=username,
     )

@@ -34,6 +34,21 @@ def _generate(kind: Any, prompts: Any, appid: Any = 0) -> dict[str, Any]:
 
 
 BAD_REQUESTS = [
+    (
+        "/generate",
+        _generate(0, {"task": "长" * 2001, "num": 1}),
+        "prompts.task: must be at most 2000 characters",
+    ),
+    (
+        "/generate",
+        _generate(1, {"designTask": "t", "designTexts": ["a", "b" * 2001], "schemeId": 0}),
+        "prompts.designTexts[1]: must be at most 2000 characters",
+    ),
+    (
+        "/generate",
+        _generate(3, {"selectedSchemes": [{"designTexts": ["a"] * 101}], "num": 1}),
+        "prompts.selectedSchemes[0].designTexts: must list at most 100 texts",
+    ),
     ("/paint/start", {"username": {"$ne": None}}, "username: must be a string"),
     ("/paint/start", {"username": ["a"]}, "username: must be a string"),
     ("/paint/start", {"username": ""}, "username: must not be empty"),
