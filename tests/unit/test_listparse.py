@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.listparse import ListMismatch, clean_item, parse_list, split_items
 
@@ -52,3 +54,28 @@ def test_empty_answer_is_a_mismatch() -> None:
 
 def test_exact_count_passes_unchanged() -> None:
     assert parse_list("甲#乙#丙", 3) == ["甲", "乙", "丙"]
+
+
+_ITEM = st.text(
+    alphabet=st.sampled_from("折叠雨伞智能水杯香薰台灯地铁车厢abcXYZ ,-"), min_size=1, max_size=12
+).map(str.strip).filter(lambda item: item and not item.startswith(("-", ",")))
+
+
+@given(st.lists(_ITEM, min_size=1, max_size=12), st.sampled_from(["#", "＃", "#\n", " # "]))
+def test_any_list_survives_the_separators_models_use(items: list[str], separator: str) -> None:
+    expected = [item.rstrip(",").strip() for item in items]
+    assert parse_list(separator.join(items), len(items)) == expected
+
+
+@given(st.lists(_ITEM, min_size=1, max_size=12))
+def test_numbered_lines_parse_like_a_hash_list(items: list[str]) -> None:
+    numbered = "\n".join(f"{index}. {item}" for index, item in enumerate(items, start=1))
+    assert parse_list(numbered, len(items)) == parse_list("#".join(items), len(items))
+
+
+@given(st.lists(_ITEM, min_size=2, max_size=12))
+def test_reconciliation_never_invents_items(items: list[str]) -> None:
+    assert isinstance(parse_list("#".join(items[:-1]), len(items)), ListMismatch)
+    assert parse_list("#".join(items), len(items) - 1) == parse_list(
+        "#".join(items[:-1]), len(items) - 1
+    )
