@@ -23,6 +23,7 @@ def azure_text_generator(settings: Settings) -> Any:
         use_entra_id=settings.azure_openai_use_entra_id,
         concurrency=settings.text_concurrency,
         step_deadline_s=settings.text_deadline_s,
+        structured_choices=settings.text_structured_choices,
     )
 
 
@@ -36,6 +37,7 @@ def openai_text_generator(settings: Settings) -> Any:
         vision_model=settings.openai_vision_model or None,
         concurrency=settings.text_concurrency,
         step_deadline_s=settings.text_deadline_s,
+        structured_choices=settings.text_structured_choices,
     )
 
 

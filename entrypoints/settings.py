@@ -140,6 +140,12 @@ class Settings:
     text_deadline_s: float = _setting(
         "60", _positive_float, "Deadline of one text step, all retries included."
     )
+    text_structured_choices: bool = _setting(
+        "false",
+        _flag,
+        "Constrain choice steps to the offered names with JSON-schema structured output "
+        "(needs a model and endpoint that support it).",
+    )
     azure_openai_endpoint: str = _setting(
         "", _text, "Azure OpenAI resource endpoint, https://NAME.openai.azure.com."
     )

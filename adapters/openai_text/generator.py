@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -42,6 +43,7 @@ class Policy(TypedDict, total=False):
     backoff_max_s: float
     temperature: float | None
     label: str
+    structured_choices: bool
 
 
 class AzureOpenAITextGenerator(TextGenerator):
@@ -65,6 +67,7 @@ class AzureOpenAITextGenerator(TextGenerator):
         backoff_max_s: float = 8.0,
         temperature: float | None = None,
         label: str = "openai",
+        structured_choices: bool = False,
     ) -> None:
         if concurrency < 1 or step_deadline_s <= 0 or backoff_base_s < 0 or backoff_max_s < 0:
             raise ValueError("concurrency >= 1, step_deadline_s > 0 and backoffs >= 0 are required")
@@ -76,6 +79,7 @@ class AzureOpenAITextGenerator(TextGenerator):
         self._backoff = (backoff_base_s, backoff_max_s)
         self._temperature = temperature
         self.label = label
+        self._structured_choices = structured_choices
         self._client: AsyncOpenAI | None = None
         self._slots: asyncio.Semaphore | None = None
 
@@ -139,14 +143,13 @@ class AzureOpenAITextGenerator(TextGenerator):
             raise RuntimeError(f"{self.label} text generator used before start()")
         model = self.vision_model if request.images else self.model
         where = f"text step '{request.step}' on {self.label} model '{model}'"
-        completion = await self._create_with_retries(
-            self._client,
-            self._slots,
-            where,
-            model=model,
-            messages=build_messages(request),
-        )
-        return read_answer(completion, model, where)
+        create: dict[str, Any] = {"model": model, "messages": build_messages(request)}
+        constrained = self._structured_choices and bool(request.options)
+        if constrained:
+            create["response_format"] = choice_schema(request.options)
+        completion = await self._create_with_retries(self._client, self._slots, where, **create)
+        answer = read_answer(completion, model, where)
+        return unwrap_choices(answer) if constrained else answer
 
     async def _create_with_retries(
         self, client: AsyncOpenAI, slots: asyncio.Semaphore, where: str, **create: Any
@@ -252,6 +255,40 @@ def build_messages(request: TextRequest) -> list[ChatCompletionMessageParam]:
             ],
         },
     ]
+
+
+def choice_schema(options: tuple[str, ...]) -> dict[str, Any]:
+    """Structured output that can only name the offered options (OpenAI json_schema)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "choice",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "selected": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": list(options)},
+                    }
+                },
+                "required": ["selected"],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+def unwrap_choices(answer: TextAnswer) -> TextAnswer:
+    """The structured answer as the `#` list the pipelines parse; plain text passes as is,
+    since the parser matches names loosely anyway."""
+    try:
+        selected = json.loads(answer.text)["selected"]
+    except (ValueError, TypeError, KeyError):
+        return answer
+    if not isinstance(selected, list) or not all(isinstance(item, str) for item in selected):
+        return answer
+    return replace(answer, text="#".join(selected))
 
 
 def read_answer(completion: ChatCompletion, model: str, where: str) -> TextAnswer:

@@ -331,3 +331,35 @@ def test_entra_id_without_azure_identity_says_what_to_install(
             deployment=TEXT,
             use_entra_id=True,
         )
+
+
+CHOOSE = TextRequest(
+    step="converge_select/choose",
+    prompt="选出2个",
+    expected_count=2,
+    options=("甲杯", "乙伞", "丙灯"),
+)
+
+
+async def test_structured_choices_constrain_the_answer_to_the_options(
+    fake: FakeOpenAIServer,
+) -> None:
+    fake.enqueue(Fault.reply('{"selected": ["丙灯", "甲杯"]}'))
+    async with running(azure_at(fake, structured_choices=True)) as generator:
+        answer = await generator.complete(CHOOSE)
+    assert answer.text == "丙灯#甲杯"
+    [seen] = fake.requests
+    schema = seen.body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["selected"]["items"]["enum"] == ["甲杯", "乙伞", "丙灯"]
+
+
+async def test_structured_choices_off_or_without_options_send_plain_prompts(
+    fake: FakeOpenAIServer,
+) -> None:
+    async with running(openai_at(fake, structured_choices=True)) as generator:
+        await generator.complete(PRODUCTS)
+    fake.enqueue(Fault.reply("乙伞#甲杯"))
+    async with running(openai_at(fake)) as generator:
+        answer = await generator.complete(CHOOSE)
+    assert answer.text == "乙伞#甲杯"
+    assert all("response_format" not in seen.body for seen in fake.requests)
