@@ -59,7 +59,7 @@ class InMemoryExperimentRepository(ExperimentRepository):
         return self._generations.get(record_id)
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100
+        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
     ) -> Sequence[GenerationRecord]:
         records = [
             record
@@ -67,4 +67,16 @@ class InMemoryExperimentRepository(ExperimentRepository):
             if username is None or record.username == username
         ]
         records.sort(key=lambda record: record.started_at, reverse=True)
-        return records[:limit]
+        records = records[: max(limit, 0)]
+        if with_images:
+            return records
+        return [
+            replace(record, image_steps=tuple(replace(s, image=None) for s in record.image_steps))
+            for record in records
+        ]
+
+    async def get_image(self, record_id: str, step_id: str) -> bytes | None:
+        record = self._generations.get(record_id)
+        if record is None:
+            return None
+        return next((s.image for s in record.image_steps if s.id == step_id), None)

@@ -98,9 +98,13 @@ class ExperimentRepository(Protocol):
     async def get_generation(self, record_id: str) -> GenerationRecord | None: ...
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100
+        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
     ) -> Sequence[GenerationRecord]:
-        """Newest first."""
+        """Newest first; without images (`image` None) the listing stays light."""
+        ...
+
+    async def get_image(self, record_id: str, step_id: str) -> bytes | None:
+        """One image of a record, without loading the others."""
         ...
 
 

@@ -17,6 +17,12 @@ from application.use_cases.converge_expand import ConvergeExpand
 from application.use_cases.converge_select import ConvergeSelect
 from application.use_cases.deep_divergence import GenerateDeepDivergence
 from application.use_cases.rapid_divergence import GenerateRapidDivergence
+from application.use_cases.research import (
+    GetGeneration,
+    GetGenerationImage,
+    GetSession,
+    ListGenerations,
+)
 from application.use_cases.sessions import SaveSession, StartSession
 from entrypoints import adapter_builders
 from entrypoints.settings import Settings
@@ -69,6 +75,11 @@ class Container(containers.DeclarativeContainer):
     deep_divergence = providers.Factory(GenerateDeepDivergence, gateway=gateway)
     converge_select = providers.Factory(ConvergeSelect, gateway=gateway)
     converge_expand = providers.Factory(ConvergeExpand, gateway=gateway)
+
+    get_session = providers.Factory(GetSession, repository=repository)
+    list_generations = providers.Factory(ListGenerations, repository=repository)
+    get_generation = providers.Factory(GetGeneration, repository=repository)
+    get_generation_image = providers.Factory(GetGenerationImage, repository=repository)
 
 
 def build_container(settings: Settings | None = None) -> Container:

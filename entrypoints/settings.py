@@ -128,6 +128,11 @@ class Settings:
         _positive_int,
         "How often a step is asked when its list cannot be reconciled with the count asked.",
     )
+    research_token: str = _setting(
+        "",
+        _text,
+        "Bearer token of the researchers' read-only API under /api/v1 (empty: the API is off).",
+    )
     text_backend: str = _setting(
         "demo", _choice("demo", "azure", "openai"), "demo, azure or openai."
     )

@@ -210,6 +210,22 @@ def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
     return document, plan
 
 
+def without_images(document: Mapping[str, Any]) -> Document:
+    """A record's document with its image references dropped, so only inputs and result
+    are fetched from GridFS: listings stay light however many pictures a record holds."""
+    needed = {
+        ref["f"] for ref in (document.get("inputs"), document.get("result")) if ref and "f" in ref
+    }
+    return {
+        **document,
+        "image_steps": [
+            {key: value for key, value in step.items() if key != "image"}
+            for step in document.get("image_steps", [])
+        ],
+        "blobs": [blob for blob in document.get("blobs", []) if blob["f"] in needed],
+    }
+
+
 def decode_generation(
     document: Mapping[str, Any], files: Mapping[ObjectId, bytes]
 ) -> GenerationRecord:
@@ -218,7 +234,14 @@ def decode_generation(
         for step in document.get("text_steps", [])
     )
     image_steps = tuple(
-        ImageStep(**{**step, "image": resolve(step["image"], files) if step.get("image") else None})
+        ImageStep(
+            **{
+                **step,
+                "image": resolve(step["image"], files) if step.get("image") else None,
+                # Seeds beyond 2**31 come back as bson.Int64; the domain holds plain ints.
+                "seed": None if step.get("seed") is None else int(step["seed"]),
+            }
+        )
         for step in document.get("image_steps", [])
     )
     return GenerationRecord(

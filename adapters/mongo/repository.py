@@ -175,21 +175,43 @@ class MongoExperimentRepository(ExperimentRepository):
             return records[0] if records else None
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100
+        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
     ) -> Sequence[GenerationRecord]:
         if limit <= 0:
             # MongoDB reads limit 0 as "no limit".
             return []
         query = {} if username is None else {"username": username}
         with storage_errors("listing generation records"):
-            return await self._load_generations(query, limit)
+            return await self._load_generations(query, limit, with_images=with_images)
+
+    async def get_image(self, record_id: str, step_id: str) -> bytes | None:
+        with storage_errors(f"loading image {step_id} of generation record {record_id}"):
+            document = await self._generations.find_one(
+                {"_id": record_id}, projection={"image_steps": 1}
+            )
+            step = next(
+                (s for s in (document or {}).get("image_steps", []) if s.get("id") == step_id),
+                None,
+            )
+            if step is None or not step.get("image"):
+                return None
+            ref = step["image"]
+            if "b" in ref:
+                return bytes(ref["b"])
+            try:
+                files = await self._blobs.download({ref["f"]})
+            except BlobMissing:
+                return None
+            return files[ref["f"]]
 
     async def _load_generations(
-        self, query: Mapping[str, Any], limit: int
+        self, query: Mapping[str, Any], limit: int, *, with_images: bool = True
     ) -> list[GenerationRecord]:
         for _ in range(LOAD_ATTEMPTS):
             cursor = self._generations.find(query).sort("started_at", DESCENDING).limit(limit)
             documents = await cursor.to_list()
+            if not with_images:
+                documents = [mapping.without_images(document) for document in documents]
             wanted = set().union(*(mapping.file_ids(d) for d in documents))
             try:
                 files = await self._blobs.download(wanted)

@@ -16,6 +16,7 @@ from domain.errors import InsPilotError
 from entrypoints.container import Container, build_container
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
+from entrypoints.http.research import ResearchController
 
 logger = logging.getLogger("inspilot")
 
@@ -64,7 +65,7 @@ def create_app(container: Container | None = None) -> Litestar:
     container.prompts()  # loads and validates every template now, not on the first request
     config = container.config
     return Litestar(
-        route_handlers=[LegacyController, ping_get, ping_post],
+        route_handlers=[LegacyController, ping_get, ping_post, ResearchController],
         lifespan=[_lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 from domain.creatives import Creative, Item
 from domain.experiment import Experiment, Stage
+from domain.generation import GenerationRecord, ImageStep, TextStep
 
 _SCHEME_KEYS = {
     Stage.RAPID_DIVERGENCE: "rapidDivergenceSchemes",
@@ -39,7 +41,7 @@ def present_creatives(creatives: tuple[Creative, ...]) -> list[dict[str, Any]]:
     return [present_creative(creative) for creative in creatives]
 
 
-def present_session(experiment: Experiment) -> dict[str, Any]:
+def present_session(experiment: Experiment, *, with_times: bool = False) -> dict[str, Any]:
     session: dict[str, Any] = {
         "_id": experiment.id,
         "username": experiment.username,
@@ -48,4 +50,61 @@ def present_session(experiment: Experiment) -> dict[str, Any]:
     }
     for stage, key in _SCHEME_KEYS.items():
         session[key] = list(experiment.schemes_of(stage))
+    if with_times:  # the legacy shape stays exactly what the front end spreads
+        session["createdAt"] = _time(experiment.created_at)
+        session["updatedAt"] = _time(experiment.updated_at)
     return session
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _text_step(step: TextStep) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "attempt": step.attempt,
+        "prompt": step.prompt,
+        "imageCount": step.image_count,
+        "rawAnswer": step.raw_answer,
+        "items": list(step.items),
+        "model": step.model,
+        "error": step.error,
+        "startedAt": _time(step.started_at),
+        "finishedAt": _time(step.finished_at),
+    }
+
+
+def _image_step(record_id: str, step: ImageStep) -> dict[str, Any]:
+    return {
+        "id": step.id,
+        "name": step.name,
+        "prompt": step.prompt,
+        "negativePrompt": step.negative_prompt,
+        "seed": step.seed,
+        "model": step.model,
+        "instance": step.instance,
+        "error": step.error,
+        "startedAt": _time(step.started_at),
+        "finishedAt": _time(step.finished_at),
+        "imageUrl": (None if step.error else f"/api/v1/generations/{record_id}/images/{step.id}"),
+    }
+
+
+def present_record(record: GenerationRecord) -> dict[str, Any]:
+    """A generation record for researchers; images are links, never inline megabytes."""
+    return {
+        "id": record.id,
+        "pipeline": record.pipeline.value,
+        "username": record.username,
+        "outcome": record.outcome.value,
+        "error": record.error,
+        "errorType": record.error_type,
+        "startedAt": _time(record.started_at),
+        "finishedAt": _time(record.finished_at),
+        "durationS": round(record.duration_s, 3),
+        "inputs": record.inputs,
+        "result": record.result,
+        "textSteps": [_text_step(step) for step in record.text_steps],
+        "imageSteps": [_image_step(record.id, step) for step in record.image_steps],
+    }

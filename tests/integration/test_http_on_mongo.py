@@ -198,3 +198,33 @@ def test_the_embedded_default_keeps_sessions_across_restarts(tmp_path: Path) -> 
     with TestClient(_app(**environ)) as client:
         session = _ok(client.post("/paint/start", json={"username": "restart"}))
     assert session["convergenceSchemes"] == [scheme] and session["currentStage"] == "收敛"
+
+
+def test_researchers_read_records_and_images_from_mongo(
+    mongodb_uri: str, mongo_database: str
+) -> None:
+    app = _app(
+        INSPILOT_STORAGE_BACKEND="mongodb",
+        INSPILOT_MONGODB_URI=mongodb_uri,
+        INSPILOT_MONGODB_DATABASE=mongo_database,
+        INSPILOT_RESEARCH_TOKEN="t",
+    )
+    auth = {"Authorization": "Bearer t"}
+    with TestClient(app) as client:
+        _ok(
+            client.post(
+                "/generate",
+                json={
+                    "appid": 0,
+                    "type": 0,
+                    "username": "r",
+                    "prompts": {"task": "厨房", "num": 3},
+                },
+            )
+        )
+        (listed,) = _ok(client.get("/api/v1/generations?username=r", headers=auth))
+        urls = [step["imageUrl"] for step in listed["imageSteps"]]
+        images = [client.get(url, headers=auth) for url in urls]
+    assert len(urls) == 3 and all(url for url in urls)
+    assert all(image.content.startswith(b"\x89PNG") for image in images)
+    assert len({image.content for image in images}) == 3

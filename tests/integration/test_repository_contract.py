@@ -117,7 +117,9 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
             ),
         ),
         image_steps=(
-            ImageStep("scene", "a beach", "text", at, at, image=image, seed=42, model="sdxl"),
+            ImageStep(
+                "scene", "a beach", "text", at, at, image=image, seed=3_000_000_000, model="sdxl"
+            ),
             ImageStep("scene", "a cafe", "text", at, at, error="timeout"),
         ),
         result={"count": 2, "result": [{"type": 0, "items": []}]},
@@ -128,7 +130,9 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
 async def test_generation_round_trip(repository: ExperimentRepository) -> None:
     original = record(1, "ana")
     await repository.add_generation(original)
-    assert await repository.get_generation(original.id) == original
+    loaded = await repository.get_generation(original.id)
+    assert loaded == original
+    assert loaded is not None and type(loaded.image_steps[0].seed) is int
     assert await repository.get_generation("0" * 24) is None
 
 
@@ -157,3 +161,25 @@ async def test_list_generations_newest_first_filtered_limited(
     assert list(await repository.list_generations(limit=2)) == [records[5], records[4]]
     assert list(await repository.list_generations("bo", limit=1)) == [records[4]]
     assert list(await repository.list_generations("nobody")) == []
+
+
+async def test_listing_without_images_keeps_everything_else(
+    repository: ExperimentRepository,
+) -> None:
+    big = record(1, "ana", image=PNG * 200)
+    await repository.add_generation(big)
+    (light,) = await repository.list_generations("ana", with_images=False)
+    assert [step.image for step in light.image_steps] == [None, None]
+    assert light.inputs == big.inputs and light.result == big.result
+    assert light.text_steps == big.text_steps
+    assert [step.id for step in light.image_steps] == [step.id for step in big.image_steps]
+
+
+async def test_one_image_is_fetched_by_record_and_step(repository: ExperimentRepository) -> None:
+    original = record(1, "ana", image=PNG * 3)
+    await repository.add_generation(original)
+    rendered, failed = original.image_steps
+    assert await repository.get_image(original.id, rendered.id) == PNG * 3
+    assert await repository.get_image(original.id, failed.id) is None
+    assert await repository.get_image(original.id, "nope") is None
+    assert await repository.get_image("0" * 24, rendered.id) is None

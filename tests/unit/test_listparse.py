@@ -56,9 +56,15 @@ def test_exact_count_passes_unchanged() -> None:
     assert parse_list("甲#乙#丙", 3) == ["甲", "乙", "丙"]
 
 
-_ITEM = st.text(
-    alphabet=st.sampled_from("折叠雨伞智能水杯香薰台灯地铁车厢abcXYZ ,-"), min_size=1, max_size=12
-).map(str.strip).filter(lambda item: item and not item.startswith(("-", ",")))
+_ITEM = (
+    st.text(
+        alphabet=st.sampled_from("折叠雨伞智能水杯香薰台灯地铁车厢abcXYZ ,-"),
+        min_size=1,
+        max_size=12,
+    )
+    .map(str.strip)
+    .filter(lambda item: item and not item.startswith(("-", ",")))
+)
 
 
 @given(st.lists(_ITEM, min_size=1, max_size=12), st.sampled_from(["#", "＃", "#\n", " # "]))

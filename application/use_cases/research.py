@@ -1,0 +1,70 @@
+"""Read-only use cases for researchers: sessions, generation records and their images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from application.ports import ExperimentRepository
+from domain.errors import InvalidInput, NotFound
+from domain.experiment import Experiment
+from domain.generation import GenerationRecord
+
+MAX_LISTED = 500
+
+
+class GetSession:
+    """A participant's stored session; unlike /paint/start it never creates one."""
+
+    def __init__(self, repository: ExperimentRepository) -> None:
+        self._repository = repository
+
+    async def execute(self, username: str) -> Experiment:
+        experiment = await self._repository.get(username)
+        if experiment is None:
+            raise NotFound(f"username: no session for '{username}'")
+        return experiment
+
+
+@dataclass(frozen=True)
+class ListGenerationsQuery:
+    username: str | None = None
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LISTED:
+            raise InvalidInput("limit", f"must be between 1 and {MAX_LISTED}")
+
+
+class ListGenerations:
+    """Newest first, without image bytes: a listing must stay light."""
+
+    def __init__(self, repository: ExperimentRepository) -> None:
+        self._repository = repository
+
+    async def execute(self, query: ListGenerationsQuery) -> Sequence[GenerationRecord]:
+        return await self._repository.list_generations(
+            query.username, query.limit, with_images=False
+        )
+
+
+class GetGeneration:
+    def __init__(self, repository: ExperimentRepository) -> None:
+        self._repository = repository
+
+    async def execute(self, record_id: str) -> GenerationRecord:
+        record = await self._repository.get_generation(record_id)
+        if record is None:
+            raise NotFound(f"id: no generation record '{record_id}'")
+        return record
+
+
+class GetGenerationImage:
+    def __init__(self, repository: ExperimentRepository) -> None:
+        self._repository = repository
+
+    async def execute(self, record_id: str, step_id: str) -> bytes:
+        image = await self._repository.get_image(record_id, step_id)
+        if image is None:
+            raise NotFound(f"image: no image '{step_id}' in generation record '{record_id}'")
+        return image
