@@ -26,3 +26,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     command = 'pip install -e ".[test,embedded]" && python -m pytest'
     assert command in readme and command in ci
+
+
+def test_every_prompt_step_is_in_the_designers_table() -> None:
+    from application.steps import TEXT_STEPS
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for spec in TEXT_STEPS:
+        row = next(line for line in readme.splitlines() if f"`{spec.key}.txt`" in line)
+        for name in spec.required:
+            assert f"`${name}`" in row, f"{spec.key}: ${name} missing from the README"
