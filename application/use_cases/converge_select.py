@@ -49,7 +49,7 @@ def describe_schemes(schemes: tuple[SchemeSketch, ...], names: list[str] | None 
             sketch = f"草图：第{image_number}张图片"
         else:
             sketch = "草图：无"
-        lines.append(f"{label}：文字说明：{describe_texts(scheme.design_texts)}；{sketch}")
+        lines.append(f"{label}：文字说明：{describe_texts(scheme.design_texts)}。{sketch}")
     return "\n".join(lines)
 
 

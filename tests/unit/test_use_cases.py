@@ -188,7 +188,7 @@ async def test_converge_select_names_every_scheme_and_selects_among_them(
     assert len(result.selected) == 2 and set(result.selected) <= set(result.names)
     (naming,) = text.calls_of("name_schemes")
     assert len(naming.request.images) == 2
-    assert "方案2：文字说明：（无文字说明）；草图：无" in naming.request.prompt
+    assert "方案2：文字说明：（无文字说明）。草图：无" in naming.request.prompt
     (choose,) = text.calls_of("choose")
     assert choose.request.options == result.names
 
