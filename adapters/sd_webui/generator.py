@@ -201,7 +201,7 @@ class SdWebUIImageGenerator(ImageGenerator):
             except ModelError as exc:
                 self._pool.record_failure(instance, exc.message)
                 raise
-            self._pool.record_success(instance)
+            self._pool.record_success(instance, time.monotonic() - began)
             return image
         except asyncio.CancelledError:
             instance.cancelled += 1

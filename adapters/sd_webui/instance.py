@@ -94,6 +94,9 @@ class Instance:
     queue_wait_total_s: float = 0.0
     queue_wait_max_s: float = 0.0
     last_error: str | None = None
+    # Running estimate of one render here (seconds), and when each busy slot's job began.
+    render_s: float | None = None
+    running: list[float] = field(default_factory=list)
 
     @property
     def url(self) -> str:

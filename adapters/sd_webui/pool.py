@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from domain.errors import ModelUnavailable
 
 from .instance import Instance, PoolStats
+from .schedule import plan, record_render
 
 logger = logging.getLogger("inspilot.sd")
 
@@ -19,8 +20,10 @@ class SlotPool:
     """Hands each job a slot on a healthy instance, first come first served.
 
     Choice among free instances: the least loaded, then the one idle longest, so work
-    spreads evenly and a just-recovered instance is used at once. Retries of a job that
-    already waited go to the head of the queue: they were admitted long ago.
+    spreads evenly and a just-recovered instance is used at once; once renders have been
+    timed, the slot that finishes a job soonest (schedule.py), so a slow instance does
+    not hold the last job of a batch. Jobs are handed slots in queue order. Retries of a
+    job that already waited go to the head of the queue: they were admitted long ago.
     When every instance is down, queued jobs wait at most until the earliest cooldown
     ends (plus one probe); if nothing came back by then the pool declares an outage and
     fails them, and later jobs fail at once until an instance is up again.
@@ -43,6 +46,7 @@ class SlotPool:
         self._waiters: deque[asyncio.Future[Instance]] = deque()
         self._outage = False
         self._outage_timer: asyncio.TimerHandle | None = None
+        self._review_timer: asyncio.TimerHandle | None = None
 
     # -- acquiring and releasing ---------------------------------------------------
 
@@ -50,7 +54,7 @@ class SlotPool:
         """A slot, or ModelUnavailable when the queue is full, the wait too long or all down."""
         enqueued = time.monotonic()
         if retry or not self._waiters:
-            instance = self._pick()
+            instance = self._pick_for_new_job()
             if instance is not None:
                 self._take(instance, waited_s=0.0)
                 return instance
@@ -107,6 +111,15 @@ class SlotPool:
             instances=tuple(instance.snapshot(now) for instance in self.instances),
         )
 
+    def _pick_for_new_job(self) -> Instance | None:
+        """A free slot now, unless a busy faster instance would finish the job sooner."""
+        timed = plan(self.instances, 1, time.monotonic())
+        if timed is None:
+            return self._pick()
+        if timed.review_at is not None:
+            self._review(timed.review_at)
+        return timed.now[0][1] if timed.now else None
+
     def _pick(self) -> Instance | None:
         free = [instance for instance in self.instances if instance.free]
         if not free:
@@ -114,9 +127,13 @@ class SlotPool:
         return min(free, key=lambda instance: (instance.busy / instance.slots, instance.idle_since))
 
     def _take(self, instance: Instance, waited_s: float) -> None:
+        self._occupy(instance)
+        self._record_wait(instance, waited_s)
+
+    def _occupy(self, instance: Instance) -> None:
         instance.busy += 1
         instance.jobs += 1
-        self._record_wait(instance, waited_s)
+        instance.running.append(time.monotonic())
 
     def _record_wait(self, instance: Instance, waited_s: float) -> None:
         instance.queue_wait_total_s += waited_s
@@ -124,22 +141,45 @@ class SlotPool:
 
     def _give_back(self, instance: Instance) -> None:
         instance.busy -= 1
+        if instance.running:
+            # Which of its jobs ended is not known; the oldest is the likeliest.
+            instance.running.remove(min(instance.running))
         instance.idle_since = time.monotonic()
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Hand free slots to the oldest waiters; the waiter records its own wait."""
-        while self._waiters:
-            if self._waiters[0].done():
-                self._waiters.popleft()
-                continue
-            instance = self._pick()
-            if instance is None:
-                return
-            future = self._waiters.popleft()
-            instance.busy += 1
-            instance.jobs += 1
-            future.set_result(instance)
+        """Hand free slots to the waiters in queue order; the waiter records its own wait."""
+        if any(future.done() for future in self._waiters):
+            self._waiters = deque(future for future in self._waiters if not future.done())
+        if not self._waiters:
+            return
+        timed = plan(self.instances, len(self._waiters), time.monotonic())
+        if timed is None:
+            while self._waiters and (instance := self._pick()) is not None:
+                future = self._waiters.popleft()
+                self._occupy(instance)
+                future.set_result(instance)
+            return
+        served = {position: instance for position, instance in timed.now}
+        if served:
+            kept: deque[asyncio.Future[Instance]] = deque()
+            for position, future in enumerate(self._waiters):
+                instance = served.get(position)
+                if instance is None:
+                    kept.append(future)
+                    continue
+                self._occupy(instance)
+                future.set_result(instance)
+            self._waiters = kept
+        if timed.review_at is not None and self._waiters:
+            self._review(timed.review_at)
+
+    def _review(self, at: float) -> None:
+        """Plan again when a render we are waiting for is overdue: it may be stuck."""
+        if self._review_timer is not None:
+            self._review_timer.cancel()
+        delay = max(0.0, at - time.monotonic())
+        self._review_timer = asyncio.get_running_loop().call_later(delay, self._dispatch)
 
     def _forget(self, future: asyncio.Future[Instance]) -> None:
         try:
@@ -149,8 +189,10 @@ class SlotPool:
 
     # -- health ----------------------------------------------------------------------
 
-    def record_success(self, instance: Instance) -> None:
+    def record_success(self, instance: Instance, render_s: float | None = None) -> None:
         instance.consecutive_failures = 0
+        if render_s is not None:
+            record_render(instance, render_s)
 
     def record_failure(self, instance: Instance, reason: str) -> None:
         """A failed job the instance is not to blame for (a 4xx, a garbled answer)."""
@@ -212,9 +254,10 @@ class SlotPool:
 
     def close(self) -> None:
         """Fail the jobs still waiting: nobody will ever hand them a slot now."""
-        if self._outage_timer is not None:
-            self._outage_timer.cancel()
-            self._outage_timer = None
+        for timer in (self._outage_timer, self._review_timer):
+            if timer is not None:
+                timer.cancel()
+        self._outage_timer = self._review_timer = None
         while self._waiters:
             future = self._waiters.popleft()
             if not future.done():

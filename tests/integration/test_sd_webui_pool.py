@@ -342,3 +342,34 @@ async def test_a_slot_handed_to_a_job_cancelled_before_it_woke_is_not_lost() -> 
         await waiter
     assert (instance.busy, instance.jobs, pool.queue_length()) == (0, 1, 0)
     assert await pool.acquire(deadline) is instance
+
+
+async def test_a_slow_instance_does_not_take_a_job_a_fast_one_finishes_sooner(
+    make_servers: MakeServers,
+) -> None:
+    fast, slow = make_servers(2, latency_s=0.1)
+    slow.knobs.latency_s = 0.6
+    async with running([fast.url, slow.url]) as generator:
+        await asyncio.gather(*(generator.generate(ImageRequest("warm-up")) for _ in range(2)))
+        before = slow.counters.renders
+        await asyncio.gather(*(generator.generate(ImageRequest(f"b{i}")) for i in range(3)))
+        # fast, fast, fast ends by ~0.3 s; any job on the slow one would end at ~0.6 s.
+        assert slow.counters.renders == before
+        assert by_url(generator, fast.url).busy == 0
+
+
+async def test_a_stuck_fast_instance_does_not_hold_jobs_back(make_servers: MakeServers) -> None:
+    fast, slow = make_servers(2, latency_s=0.1)
+    slow.knobs.latency_s = 0.5
+    async with running([fast.url, slow.url], timeout_s=20.0) as generator:
+        await asyncio.gather(*(generator.generate(ImageRequest("warm-up")) for _ in range(2)))
+        fast.knobs.hang = True
+        stuck = asyncio.create_task(generator.generate(ImageRequest("stuck")))
+        await eventually(lambda: by_url(generator, fast.url).busy == 1)
+        started = time.monotonic()
+        image = await generator.generate(ImageRequest("after"))
+        assert image.instance == slow.url
+        assert time.monotonic() - started < 5.0  # not the stuck render's 20 s timeout
+        stuck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stuck
