@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -190,4 +191,6 @@ class GenerationRun:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, InsPilotError):
         return exc.message
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled: the request was abandoned before it finished"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -20,6 +20,7 @@ from domain.errors import (
     NotFound,
     StorageError,
 )
+from entrypoints.http.disconnect import ClientGone
 
 logger = logging.getLogger("inspilot.http")
 
@@ -46,6 +47,8 @@ def envelope(
 
 # First match wins, so subclasses come before their bases.
 _ERROR_STATUS: tuple[tuple[type[InsPilotError], int, int], ...] = (
+    # nginx's "client closed request": nobody reads it, but the access log says what happened.
+    (ClientGone, 499, CODE_INVALID),
     (InvalidInput, 400, CODE_INVALID),
     (NotFound, 404, CODE_INVALID),
     (ModelUnavailable, 503, CODE_MODEL_FAILURE),

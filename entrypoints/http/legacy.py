@@ -7,8 +7,10 @@ from typing import Any, ClassVar
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 
+from entrypoints.http.disconnect import unless_disconnected
 from entrypoints.http.envelope import envelope
 from entrypoints.http.legacy_requests import (
+    GenerateRequest,
     Limits,
     generate_command,
     save_command,
@@ -74,26 +76,28 @@ class LegacyController(Controller):
 
     @post("/generate", operation_id="generate", status_code=200)
     async def generate(self, request: AnyRequest) -> Response[bytes]:
-        """Run one of the four stimulus pipelines (`type` 0-3) of the paint app (`appid` 0)."""
+        """Run one of the four stimulus pipelines (`type` 0-3) of the paint app (`appid` 0).
+
+        A client that disconnects cancels the run: its images free their slots at once.
+        """
         parsed = generate_command(await request.body(), _limits(request))
-        container = _container(request)
-        if parsed.kind == 0:
-            rapid = await container.rapid_divergence().execute(parsed.command)
-            data: dict[str, Any] = {
-                "count": len(rapid.creatives),
-                "result": present_creatives(rapid.creatives),
-            }
-        elif parsed.kind == 1:
-            deep = await container.deep_divergence().execute(parsed.command)
-            data = {
-                "schemeId": deep.scheme_id,
-                "count": len(deep.creatives),
-                "result": present_creatives(deep.creatives),
-            }
-        elif parsed.kind == 2:
-            selection = await container.converge_select().execute(parsed.command)
-            data = {"names": list(selection.names), "selected": list(selection.selected)}
-        else:
-            expansion = await container.converge_expand().execute(parsed.command)
-            data = {"result": present_creatives(expansion.creatives)}
+        data = await unless_disconnected(request, _run(_container(request), parsed))
         return envelope(data)
+
+
+async def _run(container: Any, parsed: GenerateRequest) -> dict[str, Any]:
+    if parsed.kind == 0:
+        rapid = await container.rapid_divergence().execute(parsed.command)
+        return {"count": len(rapid.creatives), "result": present_creatives(rapid.creatives)}
+    if parsed.kind == 1:
+        deep = await container.deep_divergence().execute(parsed.command)
+        return {
+            "schemeId": deep.scheme_id,
+            "count": len(deep.creatives),
+            "result": present_creatives(deep.creatives),
+        }
+    if parsed.kind == 2:
+        selection = await container.converge_select().execute(parsed.command)
+        return {"names": list(selection.names), "selected": list(selection.selected)}
+    expansion = await container.converge_expand().execute(parsed.command)
+    return {"result": present_creatives(expansion.creatives)}
