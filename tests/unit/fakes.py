@@ -63,16 +63,21 @@ class FakeImageGenerator(ImageGenerator):
     fail_with: InsPilotError | None = None
     fail_every: int = 1
     requests: list[ImageRequest] = field(default_factory=list)
-    started: list[float] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         self.requests.append(request)
-        self.started.append(time.perf_counter())
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
-        if self.fail_with is not None and len(self.requests) % self.fail_every == 0:
-            raise self.fail_with
-        return GeneratedImage(render_png(8, 4, len(self.requests)), seed=len(self.requests))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            if self.fail_with is not None and len(self.requests) % self.fail_every == 0:
+                raise self.fail_with
+            return GeneratedImage(render_png(8, 4, len(self.requests)), seed=len(self.requests))
+        finally:
+            self.in_flight -= 1
 
 
 @dataclass
