@@ -55,8 +55,13 @@ class InMemoryExperimentRepository(ExperimentRepository):
     async def add_generation(self, record: GenerationRecord) -> None:
         self._generations[record.id] = record
 
-    async def get_generation(self, record_id: str) -> GenerationRecord | None:
-        return self._generations.get(record_id)
+    async def get_generation(
+        self, record_id: str, *, with_images: bool = True
+    ) -> GenerationRecord | None:
+        record = self._generations.get(record_id)
+        if record is None or with_images:
+            return record
+        return _without_images(record)
 
     async def list_generations(
         self, username: str | None = None, limit: int = 100, *, with_images: bool = True
@@ -68,15 +73,14 @@ class InMemoryExperimentRepository(ExperimentRepository):
         ]
         records.sort(key=lambda record: record.started_at, reverse=True)
         records = records[: max(limit, 0)]
-        if with_images:
-            return records
-        return [
-            replace(record, image_steps=tuple(replace(s, image=None) for s in record.image_steps))
-            for record in records
-        ]
+        return records if with_images else [_without_images(record) for record in records]
 
     async def get_image(self, record_id: str, step_id: str) -> bytes | None:
         record = self._generations.get(record_id)
         if record is None:
             return None
         return next((s.image for s in record.image_steps if s.id == step_id), None)
+
+
+def _without_images(record: GenerationRecord) -> GenerationRecord:
+    return replace(record, image_steps=tuple(replace(s, image=None) for s in record.image_steps))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from string import Template
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord
@@ -95,7 +95,9 @@ class ExperimentRepository(Protocol):
 
     async def add_generation(self, record: GenerationRecord) -> None: ...
 
-    async def get_generation(self, record_id: str) -> GenerationRecord | None: ...
+    async def get_generation(
+        self, record_id: str, *, with_images: bool = True
+    ) -> GenerationRecord | None: ...
 
     async def list_generations(
         self, username: str | None = None, limit: int = 100, *, with_images: bool = True
@@ -140,6 +142,7 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+@runtime_checkable
 class Lifecycle(Protocol):
     """Adapters holding connections open them on the app's event loop and close them there."""
 

@@ -169,9 +169,13 @@ class MongoExperimentRepository(ExperimentRepository):
             if before is not None:
                 await forget(blobs, mapping.file_ids(before) - set(uploaded.values()))
 
-    async def get_generation(self, record_id: str) -> GenerationRecord | None:
+    async def get_generation(
+        self, record_id: str, *, with_images: bool = True
+    ) -> GenerationRecord | None:
         with storage_errors(f"loading generation record {record_id}"):
-            records = await self._load_generations({"_id": record_id}, limit=1)
+            records = await self._load_generations(
+                {"_id": record_id}, limit=1, with_images=with_images
+            )
             return records[0] if records else None
 
     async def list_generations(

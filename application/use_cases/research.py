@@ -49,11 +49,13 @@ class ListGenerations:
 
 
 class GetGeneration:
+    """One record without its image bytes: researchers fetch pictures one by one."""
+
     def __init__(self, repository: ExperimentRepository) -> None:
         self._repository = repository
 
     async def execute(self, record_id: str) -> GenerationRecord:
-        record = await self._repository.get_generation(record_id)
+        record = await self._repository.get_generation(record_id, with_images=False)
         if record is None:
             raise NotFound(f"id: no generation record '{record_id}'")
         return record

@@ -12,6 +12,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from application.ports import Lifecycle
 from domain.errors import InsPilotError
 from entrypoints.container import Container, build_container
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
@@ -34,10 +35,9 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     started: list[Any] = []
     try:
         for adapter in _adapters(container):
-            start = getattr(adapter, "start", None)
-            if start is not None:
+            if isinstance(adapter, Lifecycle):
                 try:
-                    await start()
+                    await adapter.start()
                 except InsPilotError as exc:
                     # One clear line for the operator, not only a traceback.
                     logger.error("InsPilot cannot start: %s", exc.message)
@@ -52,9 +52,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         for adapter in reversed(started):
-            close = getattr(adapter, "close", None)
-            if close is not None:
-                await close()
+            if isinstance(adapter, Lifecycle):
+                await adapter.close()
         # Closed clients must not be reused: a restarted lifespan builds new ones.
         container.reset_singletons()
 

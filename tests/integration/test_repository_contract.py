@@ -183,3 +183,11 @@ async def test_one_image_is_fetched_by_record_and_step(repository: ExperimentRep
     assert await repository.get_image(original.id, failed.id) is None
     assert await repository.get_image(original.id, "nope") is None
     assert await repository.get_image("0" * 24, rendered.id) is None
+
+
+async def test_one_record_can_be_read_without_its_images(repository: ExperimentRepository) -> None:
+    original = record(1, "ana", image=PNG * 50)
+    await repository.add_generation(original)
+    light = await repository.get_generation(original.id, with_images=False)
+    assert light is not None and [step.image for step in light.image_steps] == [None, None]
+    assert light.inputs == original.inputs and light.text_steps == original.text_steps
