@@ -14,6 +14,7 @@ import struct
 import zlib
 
 from application.ports import GeneratedImage, ImageGenerator, ImageRequest
+from domain.images import EncodedImage
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -59,5 +60,12 @@ class DemoImageGenerator(ImageGenerator):
             seed = int.from_bytes(digest[:4], "big")
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
-        data = await asyncio.to_thread(render_png, request.width, request.height, seed)
+        data = await asyncio.to_thread(_render_encoded, request.width, request.height, seed)
         return GeneratedImage(data=data, seed=seed, model="demo-gradient", instance="demo")
+
+
+def _render_encoded(width: int, height: int, seed: int) -> EncodedImage:
+    """Rendered, encoded and hashed in one worker-thread hop."""
+    image = EncodedImage(render_png(width, height, seed))
+    image.base64, image.sha256  # noqa: B018 - computed here, off the event loop
+    return image

@@ -91,6 +91,10 @@ class Experiment:
     def schemes_of(self, stage: Stage) -> tuple[Scheme, ...]:
         return self.schemes.get(stage, ())
 
+    @property
+    def has_schemes(self) -> bool:
+        return any(self.schemes_of(stage) for stage in SCHEME_STAGES)
+
     def with_saved_state(
         self,
         *,

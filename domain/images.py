@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 
 from domain.errors import InvalidInput
@@ -39,3 +40,50 @@ def normalise_image(value: str, field: str, max_bytes: int) -> str:
     if kind is None:
         raise InvalidInput(field, "must be a PNG or JPEG image")
     return f"data:{kind};base64,{payload}"
+
+
+class EncodedImage(bytes):
+    """Image bytes that remember the base64 text they arrived as and their SHA-256.
+
+    An SDXL picture (1.5-1.8 MB) arrives base64-encoded from the instance and leaves
+    base64-encoded in the reply: keeping the text spares a 2.4 MB re-encode per picture,
+    and the digest, computed once off the event loop, is the picture's storage key.
+    Plain `bytes` everywhere else, so code that only needs the bytes is unaffected.
+    """
+
+    _base64: str | None
+    _sha256: str | None
+
+    def __new__(
+        cls, data: bytes, *, base64_text: str | None = None, sha256: str | None = None
+    ) -> EncodedImage:
+        image = super().__new__(cls, data)
+        image._base64 = base64_text
+        image._sha256 = sha256
+        return image
+
+    @property
+    def base64(self) -> str:
+        if self._base64 is None:
+            self._base64 = base64.b64encode(self).decode("ascii")
+        return self._base64
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self).hexdigest()
+        return self._sha256
+
+
+def image_base64(data: bytes) -> str:
+    """The image as base64 text, reusing the text it arrived as when there is one."""
+    if isinstance(data, EncodedImage):
+        return data.base64
+    return base64.b64encode(data).decode("ascii")
+
+
+def image_sha256(data: bytes) -> str:
+    """The image's SHA-256 (hex), computed at most once per EncodedImage."""
+    if isinstance(data, EncodedImage):
+        return data.sha256
+    return hashlib.sha256(data).hexdigest()

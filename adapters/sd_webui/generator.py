@@ -192,7 +192,10 @@ class SdWebUIImageGenerator(ImageGenerator):
                 self._pool.record_failure(instance, reason)
                 raise ModelError(reason)
             try:
-                image = parse_reply(
+                # A real reply is ~2.4 MB of JSON: parsing, decoding and hashing it on the
+                # event loop would stall every other request for tens of milliseconds.
+                image = await asyncio.to_thread(
+                    parse_reply,
                     response.content,
                     instance=instance.url,
                     seed=seed,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from typing import Any
 
 from application.ports import GeneratedImage, ImageRequest
 from domain.errors import ModelAnswerInvalid
+from domain.images import EncodedImage
 
 TXT2IMG_PATH = "/sdapi/v1/txt2img"
 # Part of the API router (present with --nowebui too), answers while a render runs and
@@ -88,7 +90,8 @@ def parse_reply(body: bytes, *, instance: str, seed: int, checkpoint: str | None
     return GeneratedImage(data=data, seed=seed_used, model=model, instance=instance)
 
 
-def _decode_image(encoded: str, instance: str) -> bytes:
+def _decode_image(encoded: str, instance: str) -> EncodedImage:
+    """Decoded once, for the checks and the storage key; the text goes on to the reply."""
     # Some API-compatible forks send a data URI rather than bare base64.
     if encoded.startswith("data:"):
         encoded = encoded.partition(",")[2]
@@ -100,7 +103,10 @@ def _decode_image(encoded: str, instance: str) -> bytes:
         raise ModelAnswerInvalid(f"{instance} sent an empty image")
     if not data.startswith(_SIGNATURES):
         raise ModelAnswerInvalid(f"{instance} sent an image that is neither PNG nor JPEG")
-    return data
+    if any(char in encoded for char in "\r\n "):
+        # validate=True refuses these, but a fork may wrap lines: reply with clean text.
+        encoded = base64.b64encode(data).decode("ascii")
+    return EncodedImage(data, base64_text=encoded, sha256=hashlib.sha256(data).hexdigest())
 
 
 def _parse_info(raw: object) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from typing import Any
@@ -43,6 +44,15 @@ def envelope(
 ) -> Response[bytes]:
     body = _encoder.encode({"success": success, "data": data, "code": code, "message": message})
     return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+async def envelope_off_loop(data: Any) -> Response[bytes]:
+    """The success envelope, encoded in a worker thread: for replies carrying pictures
+    (a rapid-divergence reply is ~14 MB of base64) or whole sessions of sketches."""
+    body = await asyncio.to_thread(
+        _encoder.encode, {"success": True, "data": data, "code": CODE_OK, "message": "ok"}
+    )
+    return Response(body, status_code=200, media_type=MediaType.JSON)
 
 
 # First match wins, so subclasses come before their bases.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import asyncio
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 
 from entrypoints.http.disconnect import unless_disconnected
-from entrypoints.http.envelope import envelope
+from entrypoints.http.envelope import envelope, envelope_off_loop
 from entrypoints.http.legacy_requests import (
     GenerateRequest,
     Limits,
@@ -19,10 +21,19 @@ from entrypoints.http.legacy_requests import (
 from entrypoints.http.presenters import present_creatives, present_session
 
 AnyRequest = Request[Any, Any, State]
+T = TypeVar("T")
+LARGE_BODY_BYTES = 1_000_000
 
 
 def _container(request: AnyRequest) -> Any:
     return request.app.state.container
+
+
+async def _decoded(decode: Callable[..., T], body: bytes, *args: Any) -> T:
+    """Bodies past about 1 MB (whole sessions, sketches) are decoded in a worker thread."""
+    if len(body) > LARGE_BODY_BYTES:
+        return await asyncio.to_thread(decode, body, *args)
+    return decode(body, *args)
 
 
 def _limits(request: AnyRequest) -> Limits:
@@ -65,12 +76,15 @@ class LegacyController(Controller):
         """The participant's session, created on first call. Body: `{"username": str}`."""
         command = start_command(await request.body())
         experiment = await _container(request).start_session().execute(command)
+        if experiment.has_schemes:
+            # A returning participant's sketches can weigh tens of MB.
+            return await envelope_off_loop(present_session(experiment))
         return envelope(present_session(experiment))
 
     @post("/paint/save", operation_id="paintSave", status_code=200)
     async def save(self, request: AnyRequest) -> Response[bytes]:
         """Save the whole session of a started participant; 404 for an unknown one."""
-        command = save_command(await request.body())
+        command = await _decoded(save_command, await request.body())
         await _container(request).save_session().execute(command)
         return envelope(None)
 
@@ -80,9 +94,9 @@ class LegacyController(Controller):
 
         A client that disconnects cancels the run: its images free their slots at once.
         """
-        parsed = generate_command(await request.body(), _limits(request))
+        parsed = await _decoded(generate_command, await request.body(), _limits(request))
         data = await unless_disconnected(request, _run(_container(request), parsed))
-        return envelope(data)
+        return await envelope_off_loop(data)
 
 
 async def _run(container: Any, parsed: GenerateRequest) -> dict[str, Any]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 
 from domain.creatives import Creative, Item
 from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, TextStep
+from domain.images import image_base64
 
 _SCHEME_KEYS = {
     Stage.RAPID_DIVERGENCE: "rapidDivergenceSchemes",
@@ -22,7 +22,7 @@ def present_item(item: Item) -> dict[str, Any]:
     return {
         "type": item.type.value,
         "text": item.text,
-        "image": base64.b64encode(item.image).decode("ascii") if item.image else None,
+        "image": image_base64(item.image) if item.image else None,
         "combinations": (
             [present_item(part) for part in item.combinations] if item.combinations else None
         ),
