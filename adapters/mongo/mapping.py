@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from bson import ObjectId
-
 from domain.errors import StorageError
 from domain.experiment import SCHEME_STAGES, Experiment, Scheme, Stage
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
+from domain.images import image_sha256
 
 IMAGE_KEY = "canvasImage"
 # A blob at most this size may stay inside its document...
@@ -25,7 +23,7 @@ Document = dict[str, Any]
 
 @dataclass(frozen=True)
 class Blob:
-    """Bytes that go to GridFS, named by their SHA-256 so unchanged content can be reused."""
+    """Bytes stored once under their SHA-256 (hex), whatever documents reference them."""
 
     data: bytes
     sha: str
@@ -33,40 +31,35 @@ class Blob:
 
 
 class BlobPlan:
-    """Decides, for one document, which bytes stay inline and which go to GridFS.
+    """Decides, for one document, which bytes stay inline and which become blobs.
 
-    GridFS references are `{"h": sha, "n": size}` until `attach` adds the file id `f`;
-    inline ones are `{"b": bytes}`. The document lists every file it references in
-    `blobs` (`[{"h", "f"}]`) so saves, loads and orphan collection find them in one field.
+    Blob references are `{"h": sha, "n": size}`; inline ones are `{"b": bytes}`. The
+    document lists every blob it references in `blobs` (a list of hashes, indexed), so
+    loads and the sweep find them in one field.
     """
 
     def __init__(self) -> None:
         self.blobs: dict[str, Blob] = {}
-        self._refs: list[dict[str, Any]] = []
         self._budget = INLINE_BUDGET
 
     def ref(self, data: bytes, kind: str, *, inline_ok: bool = True) -> dict[str, Any]:
         if inline_ok and len(data) <= min(INLINE_MAX, self._budget):
             self._budget -= len(data)
             return {"b": data}
-        sha = hashlib.sha256(data).hexdigest()
+        sha = image_sha256(data)
         self.blobs.setdefault(sha, Blob(data, sha, kind))
-        ref: dict[str, Any] = {"h": sha, "n": len(data)}
-        self._refs.append(ref)
-        return ref
+        return {"h": sha, "n": len(data)}
 
-    def attach(self, file_ids: Mapping[str, ObjectId]) -> list[Document]:
-        """Point every reference at its file; returns the document's `blobs` list."""
-        for ref in self._refs:
-            ref["f"] = file_ids[ref["h"]]
-        return [{"h": sha, "f": file_ids[sha]} for sha in self.blobs]
+    @property
+    def hashes(self) -> list[str]:
+        return list(self.blobs)
 
 
-def resolve(ref: Mapping[str, Any], files: Mapping[ObjectId, bytes]) -> bytes:
-    """The bytes of a reference; KeyError when its file was not loaded (it vanished)."""
+def resolve(ref: Mapping[str, Any], files: Mapping[str, bytes]) -> bytes:
+    """The bytes of a reference; KeyError when its blob was not loaded."""
     if "b" in ref:
         return bytes(ref["b"])
-    return files[ref["f"]]
+    return files[ref["h"]]
 
 
 def _as_json(value: object) -> object:
@@ -113,7 +106,7 @@ def _encode_scheme(scheme: Scheme, plan: BlobPlan) -> Document:
     }
 
 
-def _decode_scheme(entry: Mapping[str, Any], files: Mapping[ObjectId, bytes]) -> Scheme:
+def _decode_scheme(entry: Mapping[str, Any], files: Mapping[str, bytes]) -> Scheme:
     body = load_json(resolve(entry["body"], files))
     if "image" not in entry:
         return body
@@ -157,7 +150,7 @@ def new_session_document(experiment: Experiment) -> tuple[Document, BlobPlan]:
     return document, plan
 
 
-def decode_session(document: Mapping[str, Any], files: Mapping[ObjectId, bytes]) -> Experiment:
+def decode_session(document: Mapping[str, Any], files: Mapping[str, bytes]) -> Experiment:
     stored = document.get("schemes", {})
     schemes = {
         stage: tuple(_decode_scheme(entry, files) for entry in stored.get(_stage_field(stage), []))
@@ -174,8 +167,8 @@ def decode_session(document: Mapping[str, Any], files: Mapping[ObjectId, bytes])
     )
 
 
-def file_ids(document: Mapping[str, Any]) -> set[ObjectId]:
-    return {blob["f"] for blob in document.get("blobs", [])}
+def blob_hashes(document: Mapping[str, Any]) -> set[str]:
+    return set(document.get("blobs", []))
 
 
 def _step_fields(step: TextStep | ImageStep) -> Document:
@@ -214,7 +207,7 @@ def without_images(document: Mapping[str, Any]) -> Document:
     """A record's document with its image references dropped, so only inputs and result
     are fetched from GridFS: listings stay light however many pictures a record holds."""
     needed = {
-        ref["f"] for ref in (document.get("inputs"), document.get("result")) if ref and "f" in ref
+        ref["h"] for ref in (document.get("inputs"), document.get("result")) if ref and "h" in ref
     }
     return {
         **document,
@@ -222,13 +215,11 @@ def without_images(document: Mapping[str, Any]) -> Document:
             {key: value for key, value in step.items() if key != "image"}
             for step in document.get("image_steps", [])
         ],
-        "blobs": [blob for blob in document.get("blobs", []) if blob["f"] in needed],
+        "blobs": [sha for sha in document.get("blobs", []) if sha in needed],
     }
 
 
-def decode_generation(
-    document: Mapping[str, Any], files: Mapping[ObjectId, bytes]
-) -> GenerationRecord:
+def decode_generation(document: Mapping[str, Any], files: Mapping[str, bytes]) -> GenerationRecord:
     text_steps = tuple(
         TextStep(**{**step, "items": tuple(step.get("items", ()))})
         for step in document.get("text_steps", [])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bson.errors import BSONError
@@ -18,7 +19,7 @@ from pymongo.errors import PyMongoError
 
 from adapters.mongo import mapping
 from adapters.mongo.blobs import LOAD_ATTEMPTS, BlobMissing, BlobStore
-from adapters.mongo.sessions import SessionStore, forget
+from adapters.mongo.sessions import SessionStore
 from application.ports import ExperimentRepository
 from domain.errors import StorageError
 from domain.experiment import Experiment
@@ -26,7 +27,9 @@ from domain.generation import GenerationRecord
 
 logger = logging.getLogger(__name__)
 
-_ORPHAN_BATCH = 500
+# The first sweep waits until start-up traffic has settled; then one an hour.
+SWEEP_DELAY_S = 30.0
+SWEEP_INTERVAL_S = 3600.0
 
 
 def redact(uri: str) -> str:
@@ -44,7 +47,8 @@ def storage_errors(action: str) -> Iterator[None]:
 
 
 class MongoExperimentRepository(ExperimentRepository):
-    """Sessions in `sessions`, records in `generations`, images and large JSON in GridFS.
+    """Sessions in `sessions`, records in `generations`, pictures, sketches and large JSON
+    as content-addressed blobs (blobs.py).
 
     No I/O in __init__: `start()` creates the client on the running event loop, because
     a pymongo async client must never be used across event loops.
@@ -57,11 +61,14 @@ class MongoExperimentRepository(ExperimentRepository):
         timeout_ms: int = 5000,
         *,
         orphan_grace: timedelta = timedelta(minutes=10),
+        sweep_delay_s: float = SWEEP_DELAY_S,
     ) -> None:
         self._uri = uri
         self._database = database
         self._timeout_ms = timeout_ms
         self._orphan_grace = orphan_grace
+        self._sweep_delay_s = sweep_delay_s
+        self._sweeper: asyncio.Task[None] | None = None
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._db: AsyncDatabase[dict[str, Any]] | None = None
         self._blob_store: BlobStore | None = None
@@ -77,7 +84,7 @@ class MongoExperimentRepository(ExperimentRepository):
         return options
 
     async def start(self) -> None:
-        """Connect, check the server answers, create indexes and collect orphaned files."""
+        """Connect, check the server answers and create indexes; the sweep runs later."""
         if self._client is not None:
             return
         try:
@@ -94,23 +101,39 @@ class MongoExperimentRepository(ExperimentRepository):
         try:
             with storage_errors("creating indexes"):
                 await self._sessions.create_index("username", unique=True)
-                await self._sessions.create_index("blobs.f")
+                await self._sessions.create_index("blobs")
                 await self._generations.create_index(
                     [("username", ASCENDING), ("started_at", DESCENDING)]
                 )
                 await self._generations.create_index([("started_at", DESCENDING)])
-                await self._generations.create_index("blobs.f")
+                await self._generations.create_index("blobs")
                 await self._blob_store.create_indexes()
-            await self.collect_orphans()
         except BaseException:
             await self.close()
             raise
+        self._sweeper = asyncio.create_task(self._sweep_periodically(), name="blob-sweep")
 
     async def close(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         client, self._client, self._db = self._client, None, None
         self._blob_store = self._session_store = None
         if client is not None:
             await client.close()
+
+    async def _sweep_periodically(self) -> None:
+        """Off the start-up path: readiness never waits for a sweep."""
+        delay = self._sweep_delay_s
+        while True:
+            await asyncio.sleep(delay)
+            delay = SWEEP_INTERVAL_S
+            try:
+                await self.collect_orphans()
+            except StorageError as exc:
+                logger.warning("%s (tried again in an hour)", exc.message)
 
     @property
     def _database_handle(self) -> AsyncDatabase[dict[str, Any]]:
@@ -154,11 +177,9 @@ class MongoExperimentRepository(ExperimentRepository):
         blobs = self._blobs
         with storage_errors(f"storing generation record {record.id}"):
             document, plan = await asyncio.to_thread(mapping.encode_generation, record)
-            metadata = {"username": record.username, "record": record.id}
-            uploaded = await blobs.upload(list(plan.blobs.values()), metadata)
-            document["blobs"] = plan.attach(uploaded)
+            await blobs.store(plan.blobs.values())
+            document["blobs"] = plan.hashes
             # Upsert, not insert: the same id stored again replaces the record, as in memory.
-            # Should this fail, its files are left to orphan collection (it may have landed).
             before = await self._generations.find_one_and_replace(
                 {"_id": record.id},
                 document,
@@ -167,7 +188,7 @@ class MongoExperimentRepository(ExperimentRepository):
                 return_document=ReturnDocument.BEFORE,
             )
             if before is not None:
-                await forget(blobs, mapping.file_ids(before) - set(uploaded.values()))
+                await blobs.touch(mapping.blob_hashes(before) - set(plan.hashes))
 
     async def get_generation(
         self, record_id: str, *, with_images: bool = True
@@ -203,10 +224,10 @@ class MongoExperimentRepository(ExperimentRepository):
             if "b" in ref:
                 return bytes(ref["b"])
             try:
-                files = await self._blobs.download({ref["f"]})
+                files = await self._blobs.load([ref["h"]])
             except BlobMissing:
                 return None
-            return files[ref["f"]]
+            return files[ref["h"]]
 
     async def _load_generations(
         self, query: Mapping[str, Any], limit: int, *, with_images: bool = True
@@ -216,37 +237,27 @@ class MongoExperimentRepository(ExperimentRepository):
             documents = await cursor.to_list()
             if not with_images:
                 documents = [mapping.without_images(document) for document in documents]
-            wanted = set().union(*(mapping.file_ids(d) for d in documents))
+            wanted = set().union(*(mapping.blob_hashes(d) for d in documents))
             try:
-                files = await self._blobs.download(wanted)
+                files = await self._blobs.load(wanted)
             except BlobMissing:
                 continue
             return [mapping.decode_generation(d, files) for d in documents]
         raise StorageError("storage: generation records kept changing while being read")
 
-    async def _referenced(self, candidates: list[Any]) -> set[Any]:
-        # Not distinct("blobs.f"): SecantusDB 0.7.0b3 answers [] for a path through an
-        # array of subdocuments, which would make every file look orphaned.
-        query = {"blobs.f": {"$in": candidates}}
-        referenced: set[Any] = set()
+    async def _referenced(self, candidates: list[str]) -> set[str]:
+        # Not distinct("blobs"): SecantusDB 0.7.0b3 answers [] for some array paths,
+        # which would make every blob look orphaned.
+        query = {"blobs": {"$in": candidates}}
+        wanted = set(candidates)
+        referenced: set[str] = set()
         for collection in (self._sessions, self._generations):
             async for document in collection.find(query, projection={"blobs": 1}):
-                referenced |= mapping.file_ids(document)
+                referenced |= mapping.blob_hashes(document) & wanted
         return referenced
 
     async def collect_orphans(self) -> int:
-        """Deletes GridFS files older than the grace period that no document references:
-        leftovers of saves that stopped between uploading and switching references."""
-        cutoff = datetime.now(UTC) - self._orphan_grace
-        blobs = self._blobs
-        deleted = 0
-        with storage_errors("collecting orphaned files"):
-            candidates = await blobs.uploaded_before(cutoff)
-            for start in range(0, len(candidates), _ORPHAN_BATCH):
-                batch = candidates[start : start + _ORPHAN_BATCH]
-                orphans = set(batch) - await self._referenced(batch)
-                await blobs.delete(orphans)
-                deleted += len(orphans)
-        if deleted:
-            logger.info("storage: deleted %d orphaned GridFS files", deleted)
-        return deleted
+        """Deletes blobs no document references any more (replaced sketches, saves that
+        stopped half-way), once they are older than the grace period."""
+        with storage_errors("sweeping unreferenced blobs"):
+            return await self._blobs.sweep(self._referenced, self._orphan_grace.total_seconds())

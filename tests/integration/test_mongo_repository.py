@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -70,7 +69,30 @@ async def started_with(
 
 
 async def file_ids(db: Db) -> set[Any]:
-    return {f["_id"] async for f in db["fs.files"].find({}, {"_id": 1})}
+    """The stored blobs' hashes (the GridFS ones included: each has a blob document)."""
+    return {f["_id"] async for f in db["blobs"].find({}, {"_id": 1})}
+
+
+async def gridfs_files(db: Db) -> int:
+    return await db["fs.files"].count_documents({})
+
+
+@pytest.fixture
+async def swept_repository(
+    mongodb_uri: str, mongo_database: str
+) -> AsyncIterator[MongoExperimentRepository]:
+    """A repository whose sweep has no grace period, so tests can call it at once."""
+    repository = MongoExperimentRepository(mongodb_uri, mongo_database, orphan_grace=timedelta(0))
+    await repository.start()
+    try:
+        yield repository
+    finally:
+        await repository.close()
+
+
+async def sweep(repository: MongoExperimentRepository) -> int:
+    await asyncio.sleep(0.01)  # BSON dates have milliseconds: be older than the cutoff
+    return await repository.collect_orphans()
 
 
 @pytest.mark.parametrize(("count", "image_kb"), [(40, 500), (100, 1000)])
@@ -121,46 +143,92 @@ async def test_embedded_server_restart_keeps_the_data(tmp_path: Path) -> None:
 
 
 async def test_replaced_files_are_deleted_and_unchanged_ones_reused(
-    mongo_repository: MongoExperimentRepository, raw_db: Db
+    swept_repository: MongoExperimentRepository, raw_db: Db
 ) -> None:
-    first = await started_with(
-        mongo_repository, "fay", tuple(sketch(str(i), 9000, i) for i in range(3))
-    )
+    repository = swept_repository
+    first = await started_with(repository, "fay", tuple(sketch(str(i), 9000, i) for i in range(3)))
     before = await file_ids(raw_db)
     assert len(before) == 3
-    # One sketch changes: one new file, one old file gone, two kept.
+    # One sketch changes: one new blob, the old one swept, two kept.
     changed = (*first.schemes_of(Stage.RAPID_DIVERGENCE)[:2], sketch("2", 9000, 99))
-    await started_with(mongo_repository, "fay", changed)
+    await started_with(repository, "fay", changed)
+    assert await sweep(repository) == 1
     after = await file_ids(raw_db)
     assert len(after) == 3 and len(after & before) == 2
-    await started_with(mongo_repository, "fay", ())
+    await started_with(repository, "fay", ())
+    assert await sweep(repository) == 3
     assert await file_ids(raw_db) == set()
 
 
-async def test_orphans_of_a_crashed_save_are_collected(
+async def test_the_sweep_keeps_what_is_referenced_or_recent_and_reads_only_new_blobs(
     mongodb_uri: str, mongo_database: str, raw_db: Db
 ) -> None:
-    repository = MongoExperimentRepository(mongodb_uri, mongo_database, orphan_grace=timedelta(0))
+    repository = MongoExperimentRepository(
+        mongodb_uri, mongo_database, orphan_grace=timedelta(minutes=10)
+    )
     await repository.start()
     try:
         experiment = await started_with(repository, "gus", (sketch("a", 5000, 3),))
         await repository.add_generation(generation(image=b"png"))
         kept = await file_ids(raw_db)
-        # A save that uploaded and then died before switching the document's references.
-        bucket = AsyncGridFSBucket(raw_db)
-        await bucket.upload_from_stream("scheme-image/x", b"lost", metadata={"username": "gus"})
-        await bucket.upload_from_stream("scheme-image/y", b"lost too")
-        await asyncio.sleep(0.01)  # BSON dates have milliseconds: be older than the cutoff
-        assert await repository.collect_orphans() == 2
-        assert await file_ids(raw_db) == kept
+        old = datetime.now(UTC) - timedelta(hours=1)
+        # Blobs a save stored and then died before switching the references to them.
+        await raw_db["blobs"].insert_many(
+            [
+                {
+                    "_id": "lost",
+                    "size": 4,
+                    "kind": "scheme-image",
+                    "touched_at": old,
+                    "data": b"lost",
+                },
+                {
+                    "_id": "new",
+                    "size": 3,
+                    "kind": "scheme-image",
+                    "touched_at": datetime.now(UTC),
+                    "data": b"new",
+                },
+            ]
+        )
+        assert await repository.collect_orphans() == 1  # "new" is within its grace period
+        assert await file_ids(raw_db) == kept | {"new"}
+        # Blobs below the watermark are never read again, however old they look.
+        await raw_db["blobs"].insert_one(
+            {"_id": "ancient", "size": 1, "kind": "x", "touched_at": old, "data": b"a"}
+        )
+        assert await repository.collect_orphans() == 0
+        assert "ancient" in await file_ids(raw_db)
         assert schemes_json(await repository.get("gus")) == schemes_json(experiment)
     finally:
         await repository.close()
 
 
-async def test_concurrent_saves_one_wins_whole_and_readers_never_see_a_mix(
+async def test_identical_pictures_are_stored_once(
     mongo_repository: MongoExperimentRepository, raw_db: Db
 ) -> None:
+    picture = os.urandom(1_700_000)
+    first, second = generation(image=picture), generation(image=picture)
+    await asyncio.gather(
+        mongo_repository.add_generation(first), mongo_repository.add_generation(second)
+    )
+    assert len(await file_ids(raw_db)) == 1
+    assert await mongo_repository.get_image(second.id, second.image_steps[0].id) == picture
+
+
+async def test_blobs_past_8_mb_go_to_gridfs_and_come_back(
+    mongo_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    schemes = (sketch("huge", 9_000_000, 5), sketch("small", 5000, 6))
+    experiment = await started_with(mongo_repository, "kim", schemes)
+    assert await gridfs_files(raw_db) == 1
+    assert schemes_json(await mongo_repository.get("kim")) == schemes_json(experiment)
+
+
+async def test_concurrent_saves_one_wins_whole_and_readers_never_see_a_mix(
+    swept_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    mongo_repository = swept_repository
     started = await mongo_repository.get_or_create(Experiment(username="hal"))
     versions = [
         started.with_saved_state(
@@ -188,7 +256,8 @@ async def test_concurrent_saves_one_wins_whole_and_readers_never_see_a_mix(
     assert final is not None
     assert schemes_json(final) in allowed
     assert {s["name"] for s in final.schemes_of(Stage.RAPID_DIVERGENCE)} == {final.design_task}
-    # The losers' files and the replaced ones are all gone.
+    # The losers' blobs and the replaced ones are all swept.
+    await sweep(mongo_repository)
     assert len(await file_ids(raw_db)) == 4
 
 
@@ -245,8 +314,9 @@ async def test_server_gone_mid_session_is_a_storage_error(tmp_path: Path) -> Non
 
 
 async def test_a_record_stored_again_replaces_its_files(
-    mongo_repository: MongoExperimentRepository, raw_db: Db
+    swept_repository: MongoExperimentRepository, raw_db: Db
 ) -> None:
+    mongo_repository = swept_repository
     first = generation(image=b"first png")
     await mongo_repository.add_generation(first)
     second = GenerationRecord(
@@ -254,4 +324,5 @@ async def test_a_record_stored_again_replaces_its_files(
     )
     await mongo_repository.add_generation(second)
     assert await mongo_repository.get_generation(first.id) == second
+    assert await sweep(mongo_repository) == 1
     assert len(await file_ids(raw_db)) == 1
