@@ -1,91 +1,212 @@
-"""An in-process MongoDB-wire server (SecantusDB) for tests, demos and single-machine studies."""
+"""The embedded MongoDB-wire server (SecantusDB) in a child process, and the repository on it.
+
+Why a child process: in-process, the server's storage threads shared the service's GIL
+and memory (10 GB after three rounds of real-size pictures, 109 threads at shutdown).
+Alone, it is capped by its WiredTiger cache and the service stays responsive.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import json
 import logging
+import os
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO
 
+from adapters.embedded_mongo_child import READY
 from adapters.mongo import MongoExperimentRepository
 from domain.errors import StorageError
 
 logger = logging.getLogger("inspilot.storage")
+child_logger = logging.getLogger("inspilot.storage.embedded")
+
+DISCOVERY_FILE = "embedded-server.json"
+_READY_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 20.0
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
-class EmbeddedMongoServer:
-    """SecantusDB on a loopback port with its WiredTiger files under `data_dir`.
+def _uri(port: int) -> str:
+    # directConnection: one server, never a replica-set discovery.
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true"
 
-    SecantusDB is beta and GPL-2.0, so it is an optional extra imported only in start():
-    this module imports without it. The server runs in background threads of this process.
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+def running_server_uri(data_dir: str) -> str | None:
+    """The URI of the embedded server a running service keeps on `data_dir`, if any.
+
+    Lets other commands (the study export) read the data while `inspilot serve` runs:
+    WiredTiger allows one process per data directory, so they must go through it.
+    """
+    try:
+        found = json.loads((Path(data_dir) / DISCOVERY_FILE).read_text(encoding="utf-8"))
+        port, pid = int(found["port"]), int(found["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return _uri(port) if _alive(pid) and _answers(port) else None
+
+
+class EmbeddedMongoProcess:
+    """Starts, watches and stops one SecantusDB child process on a loopback port.
+
+    Restarts reuse the first port, so clients reconnect on their own. Blocking calls:
+    use from a worker thread in async code.
     """
 
-    def __init__(self, data_dir: str, *, port: int = 0) -> None:
+    def __init__(self, data_dir: str, *, port: int = 0, cache_mb: int = 256) -> None:
         self._data_dir = Path(data_dir)
         self._port = port
-        self._server: Any = None
-        self.version: str | None = None
+        self._cache_mb = cache_mb
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_threads: list[threading.Thread] = []
 
     @property
     def uri(self) -> str:
-        if self._server is None:
+        if self._process is None:
             raise StorageError("storage: the embedded MongoDB server is not started")
-        # directConnection: the server announces a one-member replica set ("secantus")
-        # whose member name the driver must not go looking for.
-        return f"mongodb://127.0.0.1:{self._server.port}/?directConnection=true"
+        return _uri(self._port)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def exited(self) -> int | None:
+        """The child's exit code once it has died, else None."""
+        return None if self._process is None else self._process.poll()
 
     def start(self) -> str:
-        """Starts the server and returns its URI."""
-        if self._server is not None:
+        """Starts the child and returns its URI once it accepts connections."""
+        if self._process is not None and self._process.poll() is None:
             return self.uri
-        try:
-            import secantus
-        except ImportError as exc:
+        if importlib.util.find_spec("secantus") is None:
+            # SecantusDB is beta and GPL-2.0: an optional extra, needed only by this backend.
             raise StorageError(
                 "storage: the embedded MongoDB server needs SecantusDB: "
                 "pip install -e '.[embedded]'"
-            ) from exc
-        try:
-            self._data_dir.mkdir(parents=True, exist_ok=True)
-            server = secantus.SecantusDBServer(
-                host="127.0.0.1", port=self._port, storage_path=str(self._data_dir)
             )
-        except Exception as exc:
-            # WiredTiger locks its home directory; a second process gets EBUSY.
-            if "busy" in str(exc).lower() or "lock" in str(exc).lower():
-                raise StorageError(
-                    f"storage: the embedded MongoDB data directory {self._data_dir} is in use "
-                    "by another running server; stop it or choose another directory"
-                ) from exc
-            raise StorageError(
-                f"storage: cannot open the embedded MongoDB data in {self._data_dir}: {exc}"
-            ) from exc
-        try:
-            server.start()
-        except OSError as exc:
-            server.stop()
-            raise StorageError(
-                f"storage: the embedded MongoDB server cannot listen on port {self._port}: {exc}"
-            ) from exc
-        self._server = server
-        self.version = secantus.__version__
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")])
+            ),
+        }
+        command = [
+            sys.executable, "-m", "adapters.embedded_mongo_child",
+            "--data-dir", str(self._data_dir),
+            "--port", str(self._port),
+            "--cache-mb", str(self._cache_mb),
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        assert process.stdout is not None and process.stderr is not None
+        errors: list[str] = []
+        stderr_thread = self._forward(process.stderr, errors)
+        port = self._await_ready(process)
+        if port is None:
+            process.kill()
+            process.wait()
+            stderr_thread.join(timeout=2)
+            detail = errors[-1] if errors else f"exit code {process.returncode}"
+            raise StorageError(f"storage: the embedded MongoDB server did not start: {detail}")
+        self._forward(process.stdout, [])
+        self._process, self._port = process, port
+        self._write_discovery()
         return self.uri
 
+    def _await_ready(self, process: subprocess.Popen[bytes]) -> int | None:
+        assert process.stdout is not None
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                return None
+            text = line.decode("utf-8", "replace").strip()
+            if text.startswith(READY):
+                return int(text.split()[1])
+            child_logger.info("%s", text)
+        return None
+
+    def _forward(self, stream: IO[bytes], errors: list[str]) -> threading.Thread:
+        """Every line the child writes reaches the service log, at the child's level."""
+
+        def pump() -> None:
+            for raw in stream:
+                text = raw.decode("utf-8", "replace").rstrip()
+                if not text:
+                    continue
+                level_name = text.split(" ", 1)[0]
+                level = _LEVELS.get(level_name, logging.WARNING)
+                if level_name in _LEVELS:
+                    text = text.split(" ", 1)[1] if " " in text else ""
+                errors.append(text)
+                del errors[:-5]
+                child_logger.log(level, "%s", text)
+
+        thread = threading.Thread(target=pump, daemon=True, name="embedded-mongo-log")
+        thread.start()
+        self._log_threads.append(thread)
+        return thread
+
+    def _write_discovery(self) -> None:
+        assert self._process is not None
+        found = {"port": self._port, "pid": self._process.pid, "service_pid": os.getpid()}
+        path = self._data_dir / DISCOVERY_FILE
+        path.write_text(json.dumps(found), encoding="utf-8")
+
     def stop(self) -> None:
-        """Stops the server and releases the data directory; safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
+        """SIGTERM, then SIGKILL after a grace period; safe to call twice."""
+        process, self._process = self._process, None
+        if process is None:
             return
-        # SecantusDB closes its listening socket without shutdown(), which on Linux leaves
-        # its accept thread blocked until a 2 s join timeout; shutdown() wakes it at once.
-        listener = getattr(server, "_socket", None)
-        if listener is not None:
+        with contextlib.suppress(OSError):
+            (self._data_dir / DISCOVERY_FILE).unlink(missing_ok=True)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                logger.error("embedded MongoDB server ignored SIGTERM: killed")
+                process.kill()
+                process.wait()
+        if process.stdin is not None:
             with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
-        server.stop()
+                process.stdin.close()
+        for thread in self._log_threads:
+            thread.join(timeout=2)
+        self._log_threads.clear()
+
+    def kill(self) -> None:
+        """Kill the child without stopping it cleanly (tests of the restart path)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
 
     def __enter__(self) -> str:
         return self.start()
@@ -102,28 +223,74 @@ class EmbeddedMongoServer:
 class EmbeddedMongoExperimentRepository(MongoExperimentRepository):
     """The production Mongo adapter on an embedded server it owns: the zero-setup default.
 
-    Sessions survive restarts because they go through exactly the code a real MongoDB
-    deployment runs; only the server differs.
+    The server is a supervised child process: if it dies, it is started again on the
+    same port with a growing backoff, while storage calls answer StorageError (503,
+    code 3). What it acknowledged is in its journal and comes back with it.
     """
 
-    def __init__(self, data_dir: str, database: str = "inspilot", timeout_ms: int = 5000) -> None:
-        self._server = EmbeddedMongoServer(data_dir)
+    def __init__(
+        self,
+        data_dir: str,
+        database: str = "inspilot",
+        timeout_ms: int = 5000,
+        *,
+        cache_mb: int = 256,
+        restart_backoff_s: tuple[float, float] = (0.5, 30.0),
+    ) -> None:
+        self._server = EmbeddedMongoProcess(data_dir, cache_mb=cache_mb)
+        self._data_dir = data_dir
+        self._backoff = restart_backoff_s
+        self._supervisor: asyncio.Task[None] | None = None
+        self.restarts = 0
         super().__init__("mongodb://embedded.invalid", database, timeout_ms)
 
     @property
-    def server(self) -> EmbeddedMongoServer:
+    def server(self) -> EmbeddedMongoProcess:
         return self._server
 
     async def start(self) -> None:
+        owner = running_server_uri(self._data_dir)
+        if owner is not None:
+            raise StorageError(
+                f"storage: the embedded database in {self._data_dir} is served by another "
+                f"running InsPilot ({owner}); stop it or choose another INSPILOT_DATA_DIR"
+            )
         self._uri = await asyncio.to_thread(self._server.start)
-        logger.info("embedded MongoDB (SecantusDB %s) at %s", self._server.version, self._uri)
+        logger.info("embedded MongoDB (SecantusDB, pid %s) at %s", self._server.pid, self._uri)
         try:
             await super().start()
         except BaseException:
             await asyncio.to_thread(self._server.stop)
             raise
+        self._supervisor = asyncio.create_task(self._supervise(), name="embedded-mongo-watch")
+
+    async def _supervise(self) -> None:
+        delay = self._backoff[0]
+        while True:
+            await asyncio.sleep(0.5)
+            code = self._server.exited()
+            if code is None:
+                continue
+            logger.error("embedded MongoDB server exited (code %s): restarting", code)
+            while True:
+                try:
+                    await asyncio.to_thread(self._server.start)
+                except StorageError as exc:
+                    logger.error("%s; next try in %.1fs", exc.message, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._backoff[1])
+                    continue
+                self.restarts += 1
+                delay = self._backoff[0]
+                logger.warning("embedded MongoDB server is back (pid %s)", self._server.pid)
+                break
 
     async def close(self) -> None:
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
         try:
             await super().close()
         finally:

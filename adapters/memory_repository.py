@@ -61,7 +61,7 @@ class InMemoryExperimentRepository(ExperimentRepository):
         record = self._generations.get(record_id)
         if record is None or with_images:
             return record
-        return _without_images(record)
+        return record.without_images()
 
     async def list_generations(
         self, username: str | None = None, limit: int = 100, *, with_images: bool = True
@@ -73,14 +73,10 @@ class InMemoryExperimentRepository(ExperimentRepository):
         ]
         records.sort(key=lambda record: record.started_at, reverse=True)
         records = records[: max(limit, 0)]
-        return records if with_images else [_without_images(record) for record in records]
+        return records if with_images else [record.without_images() for record in records]
 
     async def get_image(self, record_id: str, step_id: str) -> bytes | None:
         record = self._generations.get(record_id)
         if record is None:
             return None
         return next((s.image for s in record.image_steps if s.id == step_id), None)
-
-
-def _without_images(record: GenerationRecord) -> GenerationRecord:
-    return replace(record, image_steps=tuple(replace(s, image=None) for s in record.image_steps))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -75,3 +75,9 @@ class GenerationRecord:
     @property
     def duration_s(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+    def without_images(self) -> GenerationRecord:
+        """The record with its pictures' bytes dropped, for light listings."""
+        return replace(
+            self, image_steps=tuple(replace(step, image=None) for step in self.image_steps)
+        )

@@ -66,5 +66,8 @@ def embedded_repository(settings: Settings) -> Any:
     from adapters.embedded_mongo import EmbeddedMongoExperimentRepository
 
     return EmbeddedMongoExperimentRepository(
-        settings.data_dir, settings.mongodb_database, settings.mongodb_timeout_ms
+        settings.data_dir,
+        settings.mongodb_database,
+        settings.mongodb_timeout_ms,
+        cache_mb=settings.embedded_cache_mb,
     )

@@ -12,6 +12,7 @@ from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.system_clock import SystemClock
 from application.generation_run import ModelGateway
+from application.record_writer import RecordWriter
 from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
 from application.use_cases.converge_expand import ConvergeExpand
 from application.use_cases.converge_select import ConvergeSelect
@@ -52,11 +53,19 @@ class Container(containers.DeclarativeContainer):
         demo=providers.Singleton(DemoImageGenerator, latency_s=config.demo_image_latency_s),
         sd=providers.Singleton(adapter_builders.sd_image_generator, settings),
     )
-    repository: providers.Provider[Any] = providers.Selector(
+    store: providers.Provider[Any] = providers.Selector(
         config.storage_backend,
         memory=providers.Singleton(InMemoryExperimentRepository),
         mongodb=providers.Singleton(adapter_builders.mongodb_repository, settings),
         embedded=providers.Singleton(adapter_builders.embedded_repository, settings),
+    )
+    # Every use case sees the store through the record writer: records are written in
+    # the background, sessions straight through.
+    repository = providers.Singleton(
+        RecordWriter,
+        store=store,
+        queue_max=config.record_queue_max,
+        shutdown_grace_s=config.shutdown_grace_s,
     )
 
     gateway = providers.Singleton(

@@ -196,6 +196,18 @@ class Settings:
         "5000", _positive_int, "Connect and server-selection timeout."
     )
     data_dir: str = _setting("./.inspilot/data", _text, "Data directory of the embedded database.")
+    embedded_cache_mb: int = _setting(
+        "256", _positive_int, "WiredTiger cache of the embedded database's process, in MB."
+    )
+    record_queue_max: int = _setting(
+        "256",
+        _positive_int,
+        "Generation records waiting to be written; when full, new generations wait.",
+    )
+    shutdown_grace_s: float = _setting(
+        "30", _non_negative_float, "On SIGTERM, longest wait for queued records to be written."
+    )
+    access_log: bool = _setting("false", _flag, "Log one line per HTTP request (uvicorn).")
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -16,8 +16,17 @@ from domain.errors import ModelError, ModelTimeout, ModelUnavailable
 
 from .health import HealthMonitor
 from .instance import Instance, PoolStats, parse_endpoint
+from .interrupt import Settler
 from .pool import SlotPool
-from .protocol import PROBE_PATH, TXT2IMG_PATH, build_payload, error_detail, parse_reply
+from .protocol import (
+    INTERRUPT_PATH,
+    PROBE_PATH,
+    TXT2IMG_PATH,
+    build_payload,
+    error_detail,
+    parse_reply,
+    progress_idle,
+)
 
 logger = logging.getLogger("inspilot.sd")
 
@@ -81,6 +90,7 @@ class SdWebUIImageGenerator(ImageGenerator):
         self._probe_timeout_s = probe_timeout_s
         self._client: httpx.AsyncClient | None = None
         self._monitor: HealthMonitor | None = None
+        self._settler = Settler(self._pool, self._interrupt, self._is_idle, timeout_s=timeout_s)
 
     async def start(self) -> None:
         """Open the pooled client on the running loop and find out which instances answer."""
@@ -96,9 +106,11 @@ class SdWebUIImageGenerator(ImageGenerator):
             timeout=httpx.Timeout(None, connect=self._probe_timeout_s),
         )
         self._monitor = HealthMonitor(self._pool, self._probe, interval_s=self._health_interval_s)
+        self._settler.on_stuck = self._monitor.report_failure
         await self._monitor.start()
 
     async def close(self) -> None:
+        await self._settler.close()
         self._pool.close()
         if self._monitor is not None:
             await self._monitor.close()
@@ -162,17 +174,24 @@ class SdWebUIImageGenerator(ImageGenerator):
         """One render on one instance: the image, or why the instance failed (to retry).
 
         Errors that another instance would repeat (4xx, a garbled answer, the wrong
-        model) are raised; the slot is freed whatever happens, cancellation included.
+        model) are raised. The slot is freed when the instance is free: at once after an
+        answer, but after a timeout or a cancellation only once the instance has stopped
+        rendering (interrupt.py), so a GPU never gets a second render while busy.
         """
         assert self._client is not None and self._monitor is not None
         began = time.monotonic()
+        post = asyncio.ensure_future(
+            self._client.post(
+                instance.url + TXT2IMG_PATH, json=payload, auth=instance.endpoint.auth
+            )
+        )
+        settling = False
         try:
             try:
                 async with asyncio.timeout(budget_s):
-                    response = await self._client.post(
-                        instance.url + TXT2IMG_PATH, json=payload, auth=instance.endpoint.auth
-                    )
+                    response = await asyncio.shield(post)
             except TimeoutError:
+                settling = self._settler.settle(instance, post, began)
                 reason = f"no image within {budget_s:.1f}s"
                 if budget_s < self._timeout_s:
                     # The job ran out of time, not the instance: do not cool it down.
@@ -208,9 +227,13 @@ class SdWebUIImageGenerator(ImageGenerator):
             return image
         except asyncio.CancelledError:
             instance.cancelled += 1
+            if not post.done():
+                settling = self._settler.settle(instance, post, began)
             raise
         finally:
-            self._pool.release(instance, time.monotonic() - began)
+            if not settling:
+                post.cancel()
+                self._pool.release(instance, time.monotonic() - began)
 
     def _suspect(self, instance: Instance, reason: str, *, timed_out: bool = False) -> _Failure:
         """Cool the instance down; the caller retries the job elsewhere."""
@@ -225,6 +248,23 @@ class SdWebUIImageGenerator(ImageGenerator):
                 instance.url + PROBE_PATH, auth=instance.endpoint.auth
             )
         response.raise_for_status()
+
+    async def _interrupt(self, instance: Instance) -> None:
+        assert self._client is not None
+        async with asyncio.timeout(self._probe_timeout_s):
+            response = await self._client.post(
+                instance.url + INTERRUPT_PATH, auth=instance.endpoint.auth
+            )
+        response.raise_for_status()
+
+    async def _is_idle(self, instance: Instance) -> bool:
+        assert self._client is not None
+        async with asyncio.timeout(self._probe_timeout_s):
+            response = await self._client.get(
+                instance.url + PROBE_PATH, auth=instance.endpoint.auth
+            )
+        response.raise_for_status()
+        return progress_idle(response.content)
 
     def _retry_after(self) -> float:
         stats = self._pool.stats()

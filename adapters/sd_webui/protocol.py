@@ -17,6 +17,7 @@ TXT2IMG_PATH = "/sdapi/v1/txt2img"
 # Part of the API router (present with --nowebui too), answers while a render runs and
 # holds no lock, unlike /sdapi/v1/options which serialises the whole settings object.
 PROBE_PATH = "/sdapi/v1/progress?skip_current_image=true"
+INTERRUPT_PATH = "/sdapi/v1/interrupt"
 
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 _HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]+\]\s*$")
@@ -134,3 +135,20 @@ def error_detail(body: bytes, limit: int = 300) -> str:
             if reply.get(key):
                 return str(reply[key])[:limit]
     return str(reply)[:limit]
+
+
+def progress_idle(body: bytes) -> bool:
+    """Whether a /sdapi/v1/progress reply says no job runs (A1111 and Forge alike).
+
+    A running job has a non-empty `state.job` or a positive `state.job_count`; an
+    unreadable reply counts as busy, so a slot is never freed on a guess.
+    """
+    try:
+        reply = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    state = reply.get("state") if isinstance(reply, dict) else None
+    if not isinstance(state, dict):
+        return False
+    job_count = state.get("job_count")
+    return not state.get("job") and not (isinstance(job_count, int) and job_count > 0)

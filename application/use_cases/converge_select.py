@@ -81,7 +81,11 @@ class ConvergeSelect:
                 images=[s.design_image for s in command.schemes if s.design_image],
             )
             names = make_unique(raw_names)
-            wanted = min(command.select_num, count)
+            if command.select_num >= count:
+                # Nothing to choose: every scheme is selected, and no model is asked.
+                run.result = {"names": names, "selected": names, "selected_without_model": True}
+                return ConvergeSelectResult(tuple(names), tuple(names))
+            wanted = command.select_num
 
             def fit(answer: str) -> list[str] | ListMismatch:
                 chosen = match_choices(split_items(answer), names, wanted)

@@ -62,6 +62,7 @@ class SdCounters:
     prompts: list[str] = field(default_factory=list)
     # time.monotonic() when each txt2img request arrived, in arrival order.
     received_at: list[float] = field(default_factory=list)
+    interrupts: int = 0
 
 
 class FakeSdServer:
@@ -75,6 +76,7 @@ class FakeSdServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
         self._render_lock = asyncio.Lock()
+        self._interrupted: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -157,7 +159,14 @@ class FakeSdServer:
         path = target.split("?", 1)[0]
         if method == "GET" and path in ("/sdapi/v1/progress", "/internal/ping"):
             self.counters.probes += 1
-            return 200, {"progress": 0.0, "eta_relative": 0.0, "state": {}, "current_image": None}
+            rendering = self.counters.concurrent > 0
+            state = {"job": "txt2img" if rendering else "", "job_count": int(rendering)}
+            return 200, {"progress": 0.5 if rendering else 0.0, "state": state}
+        if method == "POST" and path == "/sdapi/v1/interrupt":
+            self.counters.interrupts += 1
+            if self._interrupted is not None:
+                self._interrupted.set()
+            return 200, {}
         if method == "GET" and path == "/sdapi/v1/options":
             self.counters.probes += 1
             return 200, {"sd_model_checkpoint": f"{DEFAULT_MODEL}.safetensors [{_MODEL_HASH}]"}
@@ -180,13 +189,17 @@ class FakeSdServer:
         async with self._render_lock:
             counters.concurrent += 1
             counters.max_concurrent = max(counters.max_concurrent, counters.concurrent)
+            # Like A1111: a render goes on when its client leaves; only an interrupt stops it.
+            self._interrupted = interrupted = asyncio.Event()
             try:
                 # Polled: the knob is flipped from the test's thread, not this loop's.
-                while self.knobs.hang:  # noqa: ASYNC110
+                while self.knobs.hang and not interrupted.is_set():  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
-                await asyncio.sleep(knobs.latency_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(interrupted.wait(), knobs.latency_s)
             finally:
                 counters.concurrent -= 1
+                self._interrupted = None
             counters.renders += 1
         if seed < 0:
             seed = random.randrange(2**32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import tempfile
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from pymongo import MongoClient
 
-from adapters.embedded_mongo import EmbeddedMongoServer
+from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.mongo import MongoExperimentRepository
 from adapters.mongo.repository import redact
 
@@ -53,14 +54,17 @@ def _start_mongo() -> MongoForTests:
         uri = container.get_connection_url()
         return MongoForTests(uri, f"testcontainers mongo:7 at {redact(uri)}", container.stop)
     data_dir = tempfile.mkdtemp(prefix="inspilot-mongo-")
-    server = EmbeddedMongoServer(data_dir)
+    server = EmbeddedMongoProcess(data_dir)
     uri = server.start()
 
     def stop() -> None:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
-    return MongoForTests(uri, f"embedded SecantusDB {server.version} at {uri}", stop)
+    version = importlib.metadata.version("secantusdb")
+    return MongoForTests(
+        uri, f"embedded SecantusDB {version} (child process {server.pid}) at {uri}", stop
+    )
 
 
 def _test_mongo(config: pytest.Config) -> MongoForTests:

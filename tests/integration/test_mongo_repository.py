@@ -17,7 +17,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.embedded_mongo import EmbeddedMongoServer
+from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.mongo import MongoExperimentRepository
 from domain.errors import StorageError
 from domain.experiment import SCHEME_STAGES, Experiment, Stage
@@ -127,7 +127,7 @@ async def test_a_new_client_sees_the_data(
 
 async def test_embedded_server_restart_keeps_the_data(tmp_path: Path) -> None:
     pytest.importorskip("secantus")
-    server = EmbeddedMongoServer(str(tmp_path / "db"))
+    server = EmbeddedMongoProcess(str(tmp_path / "db"))
     repository = MongoExperimentRepository(server.start(), timeout_ms=2000)
     await repository.start()
     experiment = await started_with(repository, "eve", (sketch("a", 50_000, 2),))
@@ -297,7 +297,7 @@ async def test_unreachable_server_fails_fast_with_storage_error() -> None:
 
 async def test_server_gone_mid_session_is_a_storage_error(tmp_path: Path) -> None:
     pytest.importorskip("secantus")
-    server = EmbeddedMongoServer(str(tmp_path / "db"))
+    server = EmbeddedMongoProcess(str(tmp_path / "db"))
     repository = MongoExperimentRepository(server.start(), timeout_ms=500)
     await repository.start()
     await repository.get_or_create(Experiment(username="jo"))

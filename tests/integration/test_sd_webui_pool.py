@@ -265,8 +265,10 @@ async def test_an_empty_image_list_is_an_invalid_answer(make_servers: MakeServer
         assert generator.stats().instances[0].failures == 1
 
 
-async def test_a_cancelled_job_frees_its_slot_at_once(make_servers: MakeServers) -> None:
-    (server,) = make_servers(1, latency_s=0.3)
+async def test_a_cancelled_render_is_interrupted_and_its_slot_kept_until_the_gpu_is_idle(
+    make_servers: MakeServers,
+) -> None:
+    (server,) = make_servers(1, latency_s=5.0)
     async with running([server.url]) as generator:
         doomed = asyncio.create_task(generator.generate(ImageRequest(prompt="doomed")))
         await eventually(lambda: server.counters.requests == 1)
@@ -276,17 +278,34 @@ async def test_a_cancelled_job_frees_its_slot_at_once(make_servers: MakeServers)
         queued_then_cancelled.cancel()
         await asyncio.gather(queued_then_cancelled, return_exceptions=True)
         assert generator.queue_length() == 1
+        server.knobs.latency_s = 0.05
         doomed.cancel()
         await asyncio.gather(doomed, return_exceptions=True)
-        # The slot went straight to the follower: nothing waits, one slot busy.
+        # The instance is still rendering the doomed job: its slot is not free yet.
         stats = generator.stats()
-        assert (stats.queue_length, stats.instances[0].busy) == (0, 1)
-        assert_real_image(await follower)
+        assert (stats.queue_length, stats.instances[0].busy) == (1, 1)
+        # Interrupted, the 5 s render ends at once and the slot goes to the follower.
+        assert_real_image(await asyncio.wait_for(follower, 3.0))
+        await eventually(lambda: generator.stats().instances[0].busy == 0)
         stats = generator.stats()
-    assert (stats.queue_length, stats.instances[0].busy) == (0, 0)
-    assert stats.instances[0].cancelled == 1
+    assert server.counters.interrupts == 1
+    assert server.counters.max_concurrent == 1  # never a second render while busy
+    assert stats.queue_length == 0 and stats.instances[0].cancelled == 1
     assert stats.instances[0].healthy
     assert server.counters.prompts == ["doomed", "next"]
+
+
+async def test_a_timed_out_render_keeps_its_slot_until_the_instance_says_idle(
+    make_servers: MakeServers,
+) -> None:
+    (server,) = make_servers(1)
+    server.knobs.hang = True  # ignores nothing but an interrupt, like a stuck sampler
+    async with running([server.url], timeout_s=0.3, max_queue_wait_s=0.3) as generator:
+        with pytest.raises(ModelTimeout):
+            await generator.generate(ImageRequest(prompt="slow"))
+        await eventually(lambda: server.counters.interrupts == 1)
+        await eventually(lambda: generator.stats().instances[0].busy == 0)
+        assert server.counters.concurrent == 0
 
 
 async def test_credentials_in_the_url_become_basic_auth(make_servers: MakeServers) -> None:

@@ -196,11 +196,11 @@ async def test_converge_select_names_every_scheme_and_selects_among_them(
 async def test_converge_select_keeps_only_known_names_and_asks_again_once(
     gateway: ModelGateway, text: RecordingTextGenerator
 ) -> None:
-    text.scripted["name_schemes"] = ["水杯#水杯#雨伞"]
+    text.scripted["name_schemes"] = ["水杯#水杯#雨伞#台灯"]
     text.scripted["choose"] = ["都不是", "《雨伞》#火箭#水杯2#雨伞"]
-    schemes = tuple(SchemeSketch(("x",), None) for _ in range(3))
-    result = await ConvergeSelect(gateway).execute(ConvergeSelectCommand("t", 3, schemes))
-    assert result.names == ("水杯", "水杯2", "雨伞")
+    schemes = tuple(SchemeSketch(("x",), None) for _ in range(4))
+    result = await ConvergeSelect(gateway).execute(ConvergeSelectCommand("t", 2, schemes))
+    assert result.names == ("水杯", "水杯2", "雨伞", "台灯")
     assert result.selected == ("雨伞", "水杯2")
     assert len(text.calls_of("choose")) == 2
 
@@ -209,10 +209,27 @@ async def test_converge_select_fails_when_nothing_ever_matches(
     gateway: ModelGateway, text: RecordingTextGenerator
 ) -> None:
     text.scripted["choose"] = ["火箭", "飞船", "潜艇"]
-    schemes = (SchemeSketch(("x",), None),)
+    schemes = (SchemeSketch(("x",), None), SchemeSketch(("y",), None))
     with pytest.raises(ModelAnswerInvalid, match="after 2 attempts"):
-        await ConvergeSelect(gateway).execute(ConvergeSelectCommand("t", 5, schemes))
+        await ConvergeSelect(gateway).execute(ConvergeSelectCommand("t", 1, schemes))
     assert len(text.calls_of("choose")) == 2
+
+
+@pytest.mark.parametrize("select_num", [3, 5])
+async def test_converge_select_of_every_scheme_asks_no_model_to_choose(
+    gateway: ModelGateway,
+    text: RecordingTextGenerator,
+    repository: InMemoryExperimentRepository,
+    select_num: int,
+) -> None:
+    schemes = tuple(SchemeSketch((f"方案{i}",), None) for i in range(3))
+    command = ConvergeSelectCommand("t", select_num, schemes)
+    result = await ConvergeSelect(gateway).execute(command)
+    assert result.selected == result.names and len(result.names) == 3
+    assert text.calls_of("choose") == []
+    (record,) = await repository.list_generations()
+    assert record.result["selected_without_model"] is True
+    assert [step.name for step in record.text_steps] == ["paint/converge_select/name_schemes"]
 
 
 async def test_converge_expand_groups_scene_product_and_function(

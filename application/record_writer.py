@@ -1,0 +1,189 @@
+"""Generation records written in the background, so a reply never waits for its record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+
+from application.ports import ExperimentRepository, Lifecycle
+from domain.errors import InsPilotError
+from domain.experiment import Experiment
+from domain.generation import GenerationRecord
+
+logger = logging.getLogger("inspilot.records")
+
+
+class RecordWriter(ExperimentRepository):
+    """The repository port with `add_generation` queued and written by background workers.
+
+    A record holds its pictures (6 × 1.7 MB for rapid divergence); writing it took most
+    of a generation's tail. Now `add_generation` only enqueues: the queue is bounded
+    (`queue_max`), and when it is full new generations wait for room (backpressure):
+    nothing is dropped. A storage failure is retried with backoff until it succeeds or
+    the service stops, and logged each time; it never reaches the generation that made
+    the record. Records not yet written are served from memory, so a researcher reading
+    right after a generation sees it. Sessions pass straight through: a participant's
+    save is acknowledged only once stored.
+    """
+
+    def __init__(
+        self,
+        store: ExperimentRepository,
+        *,
+        queue_max: int = 256,
+        shutdown_grace_s: float = 30.0,
+        workers: int = 2,
+        retry_base_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._queue_max = queue_max
+        self._grace_s = shutdown_grace_s
+        self._worker_count = workers
+        self._retry = (retry_base_s, retry_max_s)
+        self._queue: asyncio.Queue[GenerationRecord] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._pending: dict[str, GenerationRecord] = {}
+        self._failures = 0
+
+    @property
+    def store(self) -> ExperimentRepository:
+        return self._store
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if isinstance(self._store, Lifecycle):
+            await self._store.start()
+        # Created here: an asyncio queue belongs to the loop that runs the service.
+        self._queue = asyncio.Queue(self._queue_max)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"record-writer-{n}")
+            for n in range(self._worker_count)
+        ]
+
+    async def close(self) -> None:
+        """Flush what is queued (at most the grace period), then close the store."""
+        try:
+            if self._queue is not None and not await self.flush(self._grace_s):
+                lost = sorted(self._pending)
+                logger.error(
+                    "records: %d generation records not written within %.0fs of shutdown: %s",
+                    len(lost),
+                    self._grace_s,
+                    ", ".join(lost),
+                )
+            for worker in self._workers:
+                worker.cancel()
+            for worker in self._workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            self._workers.clear()
+        finally:
+            if isinstance(self._store, Lifecycle):
+                await self._store.close()
+
+    async def flush(self, timeout_s: float | None = None) -> bool:
+        """True once every queued record is written; False if `timeout_s` ran out first."""
+        if self._queue is None:
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- what operators see ------------------------------------------------------------
+
+    def depth(self) -> int:
+        """Records accepted but not yet stored (queued or being written)."""
+        return len(self._pending)
+
+    def failures(self) -> int:
+        """Failed write attempts since start (each one retried)."""
+        return self._failures
+
+    # -- the background writers ----------------------------------------------------------
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            record = await self._queue.get()
+            try:
+                await self._write(record)
+            finally:
+                self._pending.pop(record.id, None)
+                self._queue.task_done()
+
+    async def _write(self, record: GenerationRecord) -> None:
+        delay = self._retry[0]
+        while True:
+            try:
+                await self._store.add_generation(record)
+                return
+            except InsPilotError as exc:
+                self._failures += 1
+                logger.warning(
+                    "records: storing %s failed, again in %.1fs: %s", record.id, delay, exc
+                )
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._retry[1])
+
+    # -- the repository port -------------------------------------------------------------
+
+    async def add_generation(self, record: GenerationRecord) -> None:
+        if self._queue is None:
+            raise RuntimeError("RecordWriter.start() was not awaited")
+        self._pending[record.id] = record
+        try:
+            await self._queue.put(record)
+        except BaseException:
+            self._pending.pop(record.id, None)
+            raise
+
+    async def get_generation(
+        self, record_id: str, *, with_images: bool = True
+    ) -> GenerationRecord | None:
+        pending = self._pending.get(record_id)
+        if pending is not None:
+            return pending if with_images else pending.without_images()
+        return await self._store.get_generation(record_id, with_images=with_images)
+
+    async def list_generations(
+        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+    ) -> Sequence[GenerationRecord]:
+        waiting = [
+            record
+            for record in list(self._pending.values())
+            if username is None or record.username == username
+        ]
+        stored = await self._store.list_generations(username, limit, with_images=with_images)
+        if not waiting:
+            return stored
+        seen = {record.id for record in stored}
+        extra = [
+            record if with_images else record.without_images()
+            for record in waiting
+            if record.id not in seen
+        ]
+        merged = sorted([*stored, *extra], key=lambda record: record.started_at, reverse=True)
+        return merged[: max(limit, 0)]
+
+    async def get_image(self, record_id: str, step_id: str) -> bytes | None:
+        pending = self._pending.get(record_id)
+        if pending is not None:
+            return next((s.image for s in pending.image_steps if s.id == step_id), None)
+        return await self._store.get_image(record_id, step_id)
+
+    async def get_or_create(self, experiment: Experiment) -> Experiment:
+        return await self._store.get_or_create(experiment)
+
+    async def get(self, username: str) -> Experiment | None:
+        return await self._store.get(username)
+
+    async def save(self, experiment: Experiment) -> None:
+        await self._store.save(experiment)
