@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -65,8 +66,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _wait_for_parent(stop: threading.Event) -> None:
     """The parent holds our stdin open; EOF means it is gone."""
-    with contextlib.suppress(OSError, ValueError):
-        while sys.stdin.buffer.read(1):
+    # os.read on the raw descriptor: a buffered reader's lock, held by this thread at
+    # interpreter shutdown, made Python abort with a fatal error.
+    with contextlib.suppress(OSError):
+        while os.read(0, 1024):
             pass
     stop.set()
 

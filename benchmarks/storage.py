@@ -1,19 +1,25 @@
-"""Save and load sessions of 1, 20 and 100 MB through MongoExperimentRepository; prints a table.
+"""Storage at real scale through MongoExperimentRepository, on the embedded default.
 
-Run: python benchmarks/storage.py   (INSPILOT_TEST_MONGODB_URI to use a server of your own).
-The embedded server runs in a child process so memory figures are the adapter's alone.
+1. A study's pictures: 2,000 real-size images (1024 × 576 PNGs of 1.77 MB, distinct),
+   written as generation records of 6 through the repository: MB/s per 200 images, the
+   last 200 against the first 200 (target >= 50 MB/s, ratio <= 1.2), and the peak RSS
+   of this process (the service's side) and of the server's process.
+2. Sessions of 1, 20 and 100 MB: save, autosave unchanged, one sketch redrawn, load.
+Run: python benchmarks/storage.py [--images 2000] [--skip-sessions]
+(INSPILOT_TEST_MONGODB_URI to use a server of your own).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
 import json
-import multiprocessing as mp
 import os
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -27,19 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pymongo import AsyncMongoClient
 
-from adapters.embedded_mongo import EmbeddedMongoServer
+from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.mongo import MongoExperimentRepository
+from benchmarks.load import tree_rss_mb
 from domain.experiment import Experiment, Stage
+from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline
+from tests.fakes.sdapi_server import real_size_png
 
 MB = 1_000_000
 # (label, schemes, canvasImage bytes per scheme)
 SIZES = [("1 MB", 2, 500_000), ("20 MB", 40, 500_000), ("100 MB", 100, 1_000_000)]
-
-
-def serve(data_dir: str, uris: Any, stop: Any) -> None:
-    with EmbeddedMongoServer(data_dir) as uri:
-        uris.put(uri)
-        stop.wait()
 
 
 def scheme(i: int, image_bytes: int, rng: random.Random) -> dict[str, Any]:
@@ -145,23 +148,89 @@ async def run(uri: str) -> None:
         await client.close()
 
 
+def picture_record(n: int, per_record: int) -> GenerationRecord:
+    at = datetime.now(UTC)
+    steps = tuple(
+        ImageStep("scene", f"p{n}-{i}", "neg", at, at, image=real_size_png(1024, 576, f"{n}/{i}"))
+        for i in range(per_record)
+    )
+    return GenerationRecord(
+        pipeline=Pipeline.RAPID_DIVERGENCE,
+        inputs={"task": "bench", "num": per_record},
+        started_at=at,
+        finished_at=at,
+        outcome=Outcome.SUCCEEDED,
+        image_steps=steps,
+        username=f"p{n % 30}",
+    )
+
+
+async def write_pictures(uri: str, images: int, server_pid: int | None) -> None:
+    database = f"bench_pictures_{os.getpid()}"
+    repository = MongoExperimentRepository(uri, database)
+    await repository.start()
+    per_record, batch = 6, 200
+    print(f"{images} real-size pictures (1.77 MB each) in records of {per_record}")
+    header = f"{'images':>12} {'MB/s':>7} {'service RSS MB':>15} {'server RSS MB':>14}"
+    print(header)
+    print("-" * len(header))
+    rates: list[float] = []
+    peak_service = peak_server = 0.0
+    try:
+        written, record_no = 0, 0
+        while written < images:
+            began, size = 0.0, 0
+            elapsed = 0.0
+            target = min(written + batch, images)
+            while written < target:
+                record = await asyncio.to_thread(picture_record, record_no, per_record)
+                record_no += 1
+                began = time.perf_counter()
+                await repository.add_generation(record)
+                elapsed += time.perf_counter() - began
+                size += sum(len(step.image or b"") for step in record.image_steps)
+                written += per_record
+            service = tree_rss_mb(os.getpid()) - (tree_rss_mb(server_pid) if server_pid else 0)
+            server = tree_rss_mb(server_pid) if server_pid else 0.0
+            peak_service, peak_server = max(peak_service, service), max(peak_server, server)
+            rates.append(size / MB / elapsed)
+            print(f"{written:>12} {rates[-1]:>7.1f} {service:>15.0f} {server:>14.0f}")
+    finally:
+        await repository.close()
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+        await client.drop_database(database)
+        await client.close()
+    ratio = rates[0] / rates[-1]
+    mean = statistics.mean(rates)
+    met = min(rates) >= 50 and ratio <= 1.2
+    print(
+        f"\nmean {mean:.1f} MB/s, slowest batch {min(rates):.1f} MB/s (target >= 50); first/last "
+        f"batch time ratio {ratio:.2f} (target <= 1.2); peak RSS service {peak_service:.0f} MB, "
+        f"server {peak_server:.0f} MB: {'met' if met else 'MISSED'}\n"
+    )
+
+
+async def run_all(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
+    if args.images:
+        await write_pictures(uri, args.images, server_pid)
+    if not args.skip_sessions:
+        await run(uri)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--skip-sessions", action="store_true")
+    args = parser.parse_args()
     uri = os.environ.get("INSPILOT_TEST_MONGODB_URI")
     if uri:
-        asyncio.run(run(uri))
+        asyncio.run(run_all(uri, args, None))
         return
     with tempfile.TemporaryDirectory(prefix="inspilot-bench-") as data_dir:
-        context = mp.get_context("spawn")
-        uris, stop = context.Queue(), context.Event()
-        server = context.Process(target=serve, args=(data_dir, uris, stop), daemon=True)
-        server.start()
-        try:
-            uri = uris.get(timeout=30)
-            print(f"embedded SecantusDB at {uri} (child process {server.pid})")
-            asyncio.run(run(uri))
-        finally:
-            stop.set()
-            server.join(timeout=15)
+        server = EmbeddedMongoProcess(data_dir)
+        with server as uri:
+            print(f"embedded SecantusDB at {uri} (child process {server.pid})\n")
+            asyncio.run(run_all(uri, args, server.pid))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,29 @@ def tiny_png(seed: int, size: int = 8) -> bytes:
     )
 
 
+def real_size_png(width: int, height: int, key: str) -> bytes:
+    """A real-size picture: noise seeded by `key`, stored uncompressed, so 1024 × 576 is
+    1.77 MB, within SDXL's 1.5-1.8 MB, and every prompt and seed gets its own bytes."""
+    rng = random.Random(key)
+    row_bytes = width * 3
+    noise = rng.randbytes(row_bytes * height)
+    raw = b"".join(
+        b"\x00" + noise[row * row_bytes : (row + 1) * row_bytes] for row in range(height)
+    )
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
 @dataclass
 class SdKnobs:
     """What the next requests will meet; tests change these while the server runs."""
@@ -49,6 +72,8 @@ class SdKnobs:
     model_name: str | None = None
     empty_images: bool = False
     auth: tuple[str, str] | None = None
+    # Real-size pictures (the requested size, ~1.8 MB at 1024 × 576) instead of 8 × 8 ones.
+    real_size: bool = False
 
 
 @dataclass
@@ -212,7 +237,15 @@ class FakeSdServer:
             "sd_model_hash": _MODEL_HASH,
             "prompt": request.get("prompt", ""),
         }
-        images = [] if knobs.empty_images else [base64.b64encode(tiny_png(seed)).decode()]
+        if knobs.empty_images:
+            images: list[str] = []
+        elif knobs.real_size:
+            width, height = int(request.get("width", 1024)), int(request.get("height", 576))
+            key = f"{request.get('prompt', '')}|{seed}"
+            png = await asyncio.to_thread(real_size_png, width, height, key)
+            images = [base64.b64encode(png).decode()]
+        else:
+            images = [base64.b64encode(tiny_png(seed)).decode()]
         return 200, {"images": images, "parameters": request, "info": json.dumps(info)}
 
 
@@ -225,14 +258,15 @@ def _short_model(checkpoint: str) -> str:
 class FakeSdCluster:
     """M fake instances served by one background event loop thread."""
 
-    def __init__(self, count: int, latency_s: float = 0.05) -> None:
+    def __init__(self, count: int, latency_s: float = 0.05, *, real_size: bool = False) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, daemon=True, name="fake-sdapi"
         )
         self._thread.start()
         self.servers = [
-            FakeSdServer(self._loop, SdKnobs(latency_s=latency_s)) for _ in range(count)
+            FakeSdServer(self._loop, SdKnobs(latency_s=latency_s, real_size=real_size))
+            for _ in range(count)
         ]
         for server in self.servers:
             server.up()
@@ -250,9 +284,11 @@ class FakeSdCluster:
 
 
 @contextlib.contextmanager
-def fake_sd_instances(count: int, latency_s: float = 0.05) -> Iterator[list[FakeSdServer]]:
+def fake_sd_instances(
+    count: int, latency_s: float = 0.05, *, real_size: bool = False
+) -> Iterator[list[FakeSdServer]]:
     """Start `count` fake instances on loopback ports; usable from sync and async code."""
-    cluster = FakeSdCluster(count, latency_s)
+    cluster = FakeSdCluster(count, latency_s, real_size=real_size)
     try:
         yield cluster.servers
     finally:

@@ -1,0 +1,180 @@
+"""A study's load on `inspilot serve` in its own process: rounds of concurrent rapid divergence.
+
+Twelve participants ask rapid divergence (num 6) at once, three rounds in a row; six
+fake SD instances render real-size 1024 × 576 PNGs (1.77 MB) in IMAGE_S each, the fake
+text model answers in TEXT_S. The bound of a round is the text chain plus the image
+rounds: 3 × 0.3 + (12 × 6 / 6) × 1.0 = 12.9 s. Prints each round's wall time beside
+the bound and the peak RSS of the service plus its child processes (the embedded
+database), then how long SIGTERM took. Target: wall ≤ 1.05 × bound, RSS ≤ 600 MB.
+Run: python benchmarks/load.py [--storage embedded|memory] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from tests.fakes.inspilot_responder import inspilot_responder
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.sdapi_server import fake_sd_instances
+
+INSTANCES = 6
+PARTICIPANTS = 12
+NUM = 6
+TEXT_CHAIN = 3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0]) / 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                stack.extend(int(child) for child in children)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, tree_rss_mb(self._pid))
+
+    def reset(self) -> None:
+        self.peak = tree_rss_mb(self._pid)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def one_round(client: httpx.AsyncClient, url: str, round_no: int) -> float:
+    async def participant(n: int) -> None:
+        body = {
+            "appid": 0,
+            "type": 0,
+            "prompts": {"task": f"第{round_no}轮 为独居老人设计厨房用品 {n}", "num": NUM},
+        }
+        response = await client.post(f"{url}/generate", json=body)
+        data = response.json()
+        assert response.status_code == 200, data.get("message")
+        images = [item["items"][0]["image"] for item in data["data"]["result"]]
+        assert len(images) == NUM and all(len(image) * 3 // 4 >= 1_500_000 for image in images)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(participant(n) for n in range(PARTICIPANTS)))
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--storage", choices=["embedded", "memory"], default="embedded")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--text-s", type=float, default=0.3)
+    parser.add_argument("--image-s", type=float, default=1.0)
+    args = parser.parse_args()
+    bound = TEXT_CHAIN * args.text_s + PARTICIPANTS * NUM / INSTANCES * args.image_s
+    port = free_port()
+    with (
+        FakeOpenAIServer(api_key="k", latency_s=args.text_s, responder=inspilot_responder) as text,
+        fake_sd_instances(INSTANCES, latency_s=args.image_s, real_size=True) as sd,
+        tempfile.TemporaryDirectory(prefix="inspilot-load-") as data_dir,
+    ):
+        env = {
+            **os.environ,
+            "INSPILOT_TEXT_BACKEND": "openai",
+            "INSPILOT_OPENAI_BASE_URL": text.openai_base_url,
+            "INSPILOT_OPENAI_API_KEY": "k",
+            "INSPILOT_OPENAI_MODEL": "bench",
+            "INSPILOT_IMAGES_BACKEND": "sd",
+            "INSPILOT_SD_INSTANCES": ",".join(server.url for server in sd),
+            "INSPILOT_STORAGE_BACKEND": args.storage,
+            "INSPILOT_DATA_DIR": data_dir,
+            "INSPILOT_LOG_LEVEL": "warning",
+        }
+        service = subprocess.Popen(
+            [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)], env=env
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/ping", timeout=1).text == "pong":
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or service.poll() is not None:
+                    print("the service did not start")
+                    return 1
+                time.sleep(0.1)
+            sampler = RssSampler(service.pid)
+            print(
+                f"{PARTICIPANTS} x rapid divergence (num {NUM}), {INSTANCES} SD instances at "
+                f"{args.image_s:.1f} s (real-size PNGs), text {args.text_s:.1f} s, "
+                f"{args.storage} storage; bound {bound:.1f} s\n"
+            )
+            print(f"{'round':>5} {'wall s':>8} {'ratio':>7} {'peak RSS MB':>12}")
+            worst_ratio, worst_rss = 0.0, 0.0
+            limits = httpx.Limits(max_connections=PARTICIPANTS * 2)
+            for round_no in range(1, args.rounds + 1):
+                sampler.reset()
+
+                async def run(round_no: int = round_no) -> float:
+                    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+                        return await one_round(client, url, round_no)
+
+                wall = asyncio.run(run())
+                ratio = wall / bound
+                worst_ratio, worst_rss = max(worst_ratio, ratio), max(worst_rss, sampler.peak)
+                print(f"{round_no:>5} {wall:>8.2f} {ratio:>7.3f} {sampler.peak:>12.0f}")
+            sampler.stop()
+            began = time.perf_counter()
+            service.send_signal(signal.SIGTERM)
+            service.wait(timeout=60)
+            print(f"\nSIGTERM to exit: {time.perf_counter() - began:.2f} s")
+            met = worst_ratio <= 1.05 and worst_rss <= 600
+            print(
+                f"worst wall / bound {worst_ratio:.3f} (target <= 1.05), peak RSS "
+                f"{worst_rss:.0f} MB (target <= 600): {'met' if met else 'MISSED'}"
+            )
+            return 0 if met else 1
+        finally:
+            if service.poll() is None:
+                service.kill()
+                service.wait()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
