@@ -1,0 +1,107 @@
+"""`inspilot serve` as operators run it: granian, the embedded database, SIGTERM, restart."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from adapters.embedded_mongo import running_server_uri
+
+pytest.importorskip("secantus")
+TOKEN = "research-token"
+SCHEME = {"name": "方案1", "paths": [[1, 2]], "texts": [{"text": "折叠", "position": {"x": 1}}]}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(data_dir: Path, **extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "INSPILOT_DATA_DIR": str(data_dir),
+        "INSPILOT_RESEARCH_TOKEN": TOKEN,
+        "INSPILOT_LOG_LEVEL": "warning",
+        **extra,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)], env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "inspilot serve exited"
+            assert time.monotonic() < deadline, "inspilot serve did not answer"
+            try:
+                if httpx.get(f"{url}/ping", timeout=1).text == "pong":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _generations(url: str) -> list[dict[str, object]]:
+    reply = httpx.get(
+        f"{url}/api/v1/generations",
+        params={"username": "p1"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    return list(reply.json()["data"])
+
+
+def test_serve_keeps_every_save_and_record_across_sigterm_and_restart(tmp_path: Path) -> None:
+    body = {"appid": 0, "type": 0, "prompts": {"task": "厨房", "num": 2}, "username": "p1"}
+    with serving(tmp_path) as (url, process):
+        assert httpx.post(f"{url}/paint/start", json={"username": "p1"}).json()["success"]
+        save = {"username": "p1", "data": {"designSchemes": {"快速发散": [SCHEME]}}}
+        assert httpx.post(f"{url}/paint/save", json=save).json()["success"]
+        reply = httpx.post(f"{url}/generate", json=body, timeout=60).json()
+        image = base64.b64decode(reply["data"]["result"][0]["items"][0]["image"])
+        assert image.startswith(b"\x89PNG")
+        # Other commands reach the data through the service's own database process.
+        uri = running_server_uri(str(tmp_path))
+        assert uri is not None
+        with MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+            assert client["inspilot"]["sessions"].count_documents({"username": "p1"}) == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) == 0
+    assert running_server_uri(str(tmp_path)) is None
+    with serving(tmp_path) as (url, _):
+        session = httpx.post(f"{url}/paint/start", json={"username": "p1"}).json()["data"]
+        assert session["rapidDivergenceSchemes"] == [SCHEME]
+        (record,) = _generations(url)
+        assert record["outcome"] == "succeeded" and len(record["imageSteps"]) == 2
+
+
+def test_a_client_that_leaves_is_recorded_as_abandoned_under_granian(tmp_path: Path) -> None:
+    body = {"appid": 0, "type": 0, "prompts": {"task": "厨房", "num": 2}, "username": "p1"}
+    with serving(tmp_path, INSPILOT_DEMO_TEXT_LATENCY_S="2") as (url, _):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/generate", json=body, timeout=0.5)
+        deadline = time.monotonic() + 10
+        while not (records := _generations(url)):
+            assert time.monotonic() < deadline, "the abandoned run was not recorded"
+            time.sleep(0.1)
+        (record,) = records
+        assert record["outcome"] == "failed" and "abandoned" in str(record["error"])
