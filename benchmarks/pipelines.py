@@ -1,6 +1,7 @@
 """Each pipeline end to end through the HTTP app, against local model fakes on loopback.
 
-The text model answers in TEXT_S, each of six SD instances renders one image in IMAGE_S.
+The text model answers in TEXT_S, each of six SD instances renders one real-size image
+(1024 × 576 PNG, 1.77 MB) in IMAGE_S; sessions and records go to the default storage.
 For every pipeline this prints the wall time beside its critical path (the longest
 chain of dependent calls, images counted in rounds of six) and beside the sum a
 fully sequential chain would cost. Target: wall <= 1.05 x critical path.
@@ -129,15 +130,15 @@ def main() -> int:
     parser.add_argument(
         "--storage",
         choices=["memory", "embedded"],
-        default="memory",
-        help="where generation records go (embedded: the default backend, in a temp dir)",
+        default="embedded",
+        help="where sessions and records go (embedded, the default backend, in a temp dir)",
     )
     args = parser.parse_args()
     logging.disable(logging.INFO)
 
     with (
         FakeOpenAIServer(api_key="k", latency_s=args.text_s, responder=inspilot_responder) as text,
-        fake_sd_instances(INSTANCES, latency_s=args.image_s) as sd,
+        fake_sd_instances(INSTANCES, latency_s=args.image_s, real_size=True) as sd,
     ):
         settings = Settings.load(
             {

@@ -185,7 +185,7 @@ class SdWebUIImageGenerator(ImageGenerator):
                 instance.url + TXT2IMG_PATH, json=payload, auth=instance.endpoint.auth
             )
         )
-        settling = False
+        settling = released = False
         try:
             try:
                 async with asyncio.timeout(budget_s):
@@ -210,6 +210,10 @@ class SdWebUIImageGenerator(ImageGenerator):
                 ).strip()
                 self._pool.record_failure(instance, reason)
                 raise ModelError(reason)
+            # The instance has answered: it is free for the next job while we read its reply.
+            render_s = time.monotonic() - began
+            self._pool.release(instance, render_s)
+            released = True
             try:
                 # A real reply is ~2.4 MB of JSON: parsing, decoding and hashing it on the
                 # event loop would stall every other request for tens of milliseconds.
@@ -223,7 +227,7 @@ class SdWebUIImageGenerator(ImageGenerator):
             except ModelError as exc:
                 self._pool.record_failure(instance, exc.message)
                 raise
-            self._pool.record_success(instance, time.monotonic() - began)
+            self._pool.record_success(instance, render_s)
             return image
         except asyncio.CancelledError:
             instance.cancelled += 1
@@ -231,7 +235,7 @@ class SdWebUIImageGenerator(ImageGenerator):
                 settling = self._settler.settle(instance, post, began)
             raise
         finally:
-            if not settling:
+            if not settling and not released:
                 post.cancel()
                 self._pool.release(instance, time.monotonic() - began)
 
