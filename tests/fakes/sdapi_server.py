@@ -160,7 +160,7 @@ class FakeSdServer:
                 }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 status, reply = await self._route(method, target, headers, body)
-                payload = json.dumps(reply).encode()
+                payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 status_line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
                 fields = f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n"
                 writer.write(f"{status_line}{fields}\r\n".encode() + payload)
@@ -211,9 +211,13 @@ class FakeSdServer:
             return 500, {"error": "OutOfMemoryError", "detail": "CUDA out of memory"}
         if knobs.status_code is not None and knobs.status_code != 200:
             return knobs.status_code, {"detail": f"fake failure {knobs.status_code}"}
+        if seed < 0:
+            seed = random.randrange(2**32)
         async with self._render_lock:
             counters.concurrent += 1
             counters.max_concurrent = max(counters.max_concurrent, counters.concurrent)
+            # A real instance encodes its PNG within its render time: so does this one.
+            reply = asyncio.ensure_future(asyncio.to_thread(self._reply, request, seed))
             # Like A1111: a render goes on when its client leaves; only an interrupt stops it.
             self._interrupted = interrupted = asyncio.Event()
             try:
@@ -222,12 +226,16 @@ class FakeSdServer:
                     await asyncio.sleep(0.05)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(interrupted.wait(), knobs.latency_s)
+                body = await reply
             finally:
                 counters.concurrent -= 1
                 self._interrupted = None
             counters.renders += 1
-        if seed < 0:
-            seed = random.randrange(2**32)
+        return 200, body
+
+    def _reply(self, request: dict[str, Any], seed: int) -> bytes:
+        """The whole reply body, encoded like A1111's: base64 PNG, `info` as a JSON string."""
+        knobs = self.knobs
         requested = (request.get("override_settings") or {}).get("sd_model_checkpoint")
         model = knobs.model_name or _short_model(requested or DEFAULT_MODEL)
         info = {
@@ -241,12 +249,12 @@ class FakeSdServer:
             images: list[str] = []
         elif knobs.real_size:
             width, height = int(request.get("width", 1024)), int(request.get("height", 576))
-            key = f"{request.get('prompt', '')}|{seed}"
-            png = await asyncio.to_thread(real_size_png, width, height, key)
+            png = real_size_png(width, height, f"{request.get('prompt', '')}|{seed}")
             images = [base64.b64encode(png).decode()]
         else:
             images = [base64.b64encode(tiny_png(seed)).decode()]
-        return 200, {"images": images, "parameters": request, "info": json.dumps(info)}
+        reply = {"images": images, "parameters": request, "info": json.dumps(info)}
+        return json.dumps(reply).encode()
 
 
 def _short_model(checkpoint: str) -> str:
