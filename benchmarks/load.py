@@ -27,9 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from tests.fakes.inspilot_responder import inspilot_responder
-from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fakes.sdapi_server import fake_sd_instances
+from benchmarks.fakes_process import model_fakes
 
 INSTANCES = 6
 PARTICIPANTS = 12
@@ -107,18 +105,17 @@ def main() -> int:
     bound = TEXT_CHAIN * args.text_s + PARTICIPANTS * NUM / INSTANCES * args.image_s
     port = free_port()
     with (
-        FakeOpenAIServer(api_key="k", latency_s=args.text_s, responder=inspilot_responder) as text,
-        fake_sd_instances(INSTANCES, latency_s=args.image_s, real_size=True) as sd,
+        model_fakes(INSTANCES, args.text_s, args.image_s) as (openai_url, sd_urls),
         tempfile.TemporaryDirectory(prefix="inspilot-load-") as data_dir,
     ):
         env = {
             **os.environ,
             "INSPILOT_TEXT_BACKEND": "openai",
-            "INSPILOT_OPENAI_BASE_URL": text.openai_base_url,
+            "INSPILOT_OPENAI_BASE_URL": openai_url,
             "INSPILOT_OPENAI_API_KEY": "k",
             "INSPILOT_OPENAI_MODEL": "bench",
             "INSPILOT_IMAGES_BACKEND": "sd",
-            "INSPILOT_SD_INSTANCES": ",".join(server.url for server in sd),
+            "INSPILOT_SD_INSTANCES": ",".join(sd_urls),
             "INSPILOT_STORAGE_BACKEND": args.storage,
             "INSPILOT_DATA_DIR": data_dir,
             "INSPILOT_LOG_LEVEL": "warning",

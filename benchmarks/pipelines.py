@@ -26,12 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from litestar.testing import TestClient
 
 from adapters.demo_images import render_png
+from benchmarks.fakes_process import model_fakes
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
-from tests.fakes.inspilot_responder import inspilot_responder
-from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fakes.sdapi_server import fake_sd_instances
 
 INSTANCES = 6
 
@@ -136,18 +134,15 @@ def main() -> int:
     args = parser.parse_args()
     logging.disable(logging.INFO)
 
-    with (
-        FakeOpenAIServer(api_key="k", latency_s=args.text_s, responder=inspilot_responder) as text,
-        fake_sd_instances(INSTANCES, latency_s=args.image_s, real_size=True) as sd,
-    ):
+    with model_fakes(INSTANCES, args.text_s, args.image_s) as (openai_url, sd_urls):
         settings = Settings.load(
             {
                 "INSPILOT_TEXT_BACKEND": "openai",
-                "INSPILOT_OPENAI_BASE_URL": text.openai_base_url,
+                "INSPILOT_OPENAI_BASE_URL": openai_url,
                 "INSPILOT_OPENAI_API_KEY": "k",
                 "INSPILOT_OPENAI_MODEL": "bench",
                 "INSPILOT_IMAGES_BACKEND": "sd",
-                "INSPILOT_SD_INSTANCES": ",".join(server.url for server in sd),
+                "INSPILOT_SD_INSTANCES": ",".join(sd_urls),
                 "INSPILOT_STORAGE_BACKEND": args.storage,
                 "INSPILOT_DATA_DIR": tempfile.mkdtemp(prefix="inspilot-bench-"),
             }

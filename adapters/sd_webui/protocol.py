@@ -97,17 +97,26 @@ def _decode_image(encoded: str, instance: str) -> EncodedImage:
     if encoded.startswith("data:"):
         encoded = encoded.partition(",")[2]
     try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ModelAnswerInvalid(f"{instance} sent an image that is not base64") from exc
+        # Strict, in C: one pass that both checks and decodes (b64decode(validate=True)
+        # runs a regular expression over the 2.4 MB first).
+        data = binascii.a2b_base64(encoded, strict_mode=True)
+    except (binascii.Error, ValueError):
+        data = _decode_wrapped(encoded, instance)
+        # The text had line breaks or padding quirks: reply with a clean encoding.
+        encoded = base64.b64encode(data).decode("ascii")
     if not data:
         raise ModelAnswerInvalid(f"{instance} sent an empty image")
     if not data.startswith(_SIGNATURES):
         raise ModelAnswerInvalid(f"{instance} sent an image that is neither PNG nor JPEG")
-    if any(char in encoded for char in "\r\n "):
-        # validate=True refuses these, but a fork may wrap lines: reply with clean text.
-        encoded = base64.b64encode(data).decode("ascii")
     return EncodedImage(data, base64_text=encoded, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _decode_wrapped(encoded: str, instance: str) -> bytes:
+    """Base64 a fork wrapped in lines; anything else that is not base64 is refused."""
+    try:
+        return base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ModelAnswerInvalid(f"{instance} sent an image that is not base64") from exc
 
 
 def _parse_info(raw: object) -> dict[str, Any]:

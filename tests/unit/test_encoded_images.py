@@ -6,9 +6,12 @@ import base64
 import hashlib
 import json
 
+import pytest
+
 from adapters.demo_images import render_png
 from adapters.sd_webui.protocol import parse_reply, progress_idle
 from domain.creatives import Item, ItemType
+from domain.errors import ModelAnswerInvalid
 from domain.images import EncodedImage, image_base64, image_sha256
 from entrypoints.http.presenters import present_item
 
@@ -47,3 +50,17 @@ def test_progress_tells_idle_from_busy_and_doubts_what_it_cannot_read() -> None:
     assert not progress_idle(json.dumps(busy).encode())
     assert not progress_idle(json.dumps(queued).encode())
     assert not progress_idle(b"<html>gateway error</html>")
+
+
+def test_a_wrapped_base64_from_a_fork_is_accepted_and_sent_on_clean() -> None:
+    text = base64.b64encode(PNG).decode()
+    wrapped = "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+    body = json.dumps({"images": [wrapped]}).encode()
+    image = parse_reply(body, instance="sd1", seed=1, checkpoint=None)
+    assert image.data == PNG and image.data.base64 == text
+
+
+def test_text_that_is_not_base64_is_an_invalid_answer_never_a_picture() -> None:
+    body = json.dumps({"images": ["iVBORw0K***not base64***"]}).encode()
+    with pytest.raises(ModelAnswerInvalid, match="not base64"):
+        parse_reply(body, instance="sd1", seed=1, checkpoint=None)
