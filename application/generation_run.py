@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,15 +13,20 @@ from application.ports import (
     Clock,
     ExperimentRepository,
     GeneratedImage,
+    GenerationObserver,
     ImageGenerator,
     PromptCatalog,
+    RunStarted,
     TextGenerator,
     TextRequest,
 )
 from application.steps import StepSpec
 from domain.errors import InsPilotError, ModelAnswerInvalid
+from domain.experiment import new_id
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
 from domain.listparse import ListMismatch, parse_list
+
+logger = logging.getLogger(__name__)
 
 Reconcile = Callable[[str], list[str] | ListMismatch]
 
@@ -36,6 +42,7 @@ class ModelGateway:
         repository: ExperimentRepository,
         clock: Clock,
         list_attempts: int = 3,
+        observers: Sequence[GenerationObserver] = (),
     ) -> None:
         self.text = text
         self.images = images
@@ -43,6 +50,15 @@ class ModelGateway:
         self.repository = repository
         self.clock = clock
         self.list_attempts = list_attempts
+        self.observers = tuple(observers)
+
+    def notify(self, event: Callable[[GenerationObserver], None]) -> None:
+        """Tell every observer; monitoring must never fail a participant's run."""
+        for observer in self.observers:
+            try:
+                event(observer)
+            except Exception:
+                logger.exception("generation observer %s failed", type(observer).__name__)
 
     def run(
         self, pipeline: Pipeline, inputs: dict[str, Any], username: str | None
@@ -71,9 +87,12 @@ class GenerationRun:
         self._text_steps: list[TextStep] = []
         self._image_steps: list[ImageStep] = []
         self._started_at = gateway.clock.now()
+        self.id = new_id()
         self.result: Any = None
 
     async def __aenter__(self) -> GenerationRun:
+        started = RunStarted(self.id, self._pipeline, self._username, None, self._started_at)
+        self._gateway.notify(lambda observer: observer.run_started(started))
         return self
 
     async def __aexit__(
@@ -97,7 +116,9 @@ class GenerationRun:
             error=None if exc is None else _describe(exc),
             error_type=None if exc is None else type(exc).__name__,
             username=self._username,
+            id=self.id,
         )
+        self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)
 
     async def ask_list(

@@ -9,7 +9,7 @@ from string import Template
 from typing import Any, Protocol, runtime_checkable
 
 from domain.experiment import Experiment
-from domain.generation import GenerationRecord
+from domain.generation import GenerationRecord, Pipeline
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,29 @@ class PromptCatalog(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A pipeline run that has begun; its record will carry the same `id`."""
+
+    id: str
+    pipeline: Pipeline
+    username: str | None
+    request_id: str | None
+    started_at: datetime
+
+
+class GenerationObserver(Protocol):
+    """Watches runs for monitoring (metrics, the dashboard's "now" panel).
+
+    Called on the event loop, before the record is stored: must be quick and must not
+    raise (a raising observer is logged and ignored, never fails the participant's run).
+    """
+
+    def run_started(self, run: RunStarted) -> None: ...
+
+    def run_finished(self, record: GenerationRecord) -> None: ...
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.system_clock import SystemClock
 from application.generation_run import ModelGateway
+from application.monitoring import RunMonitor
 from application.record_writer import RecordWriter
 from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
 from application.use_cases.converge_expand import ConvergeExpand
@@ -26,6 +27,7 @@ from application.use_cases.research import (
 )
 from application.use_cases.sessions import SaveSession, StartSession
 from entrypoints import adapter_builders
+from entrypoints.observability.metrics import ServiceMetrics
 from entrypoints.settings import Settings
 
 
@@ -68,6 +70,11 @@ class Container(containers.DeclarativeContainer):
         shutdown_grace_s=config.shutdown_grace_s,
     )
 
+    # Monitoring: counters for /metrics (which also reads the adapters at scrape time),
+    # and the runs in flight and recent text errors for the dashboard's "now" panel.
+    metrics = providers.Singleton(ServiceMetrics)
+    run_monitor = providers.Singleton(RunMonitor)
+
     gateway = providers.Singleton(
         ModelGateway,
         text=text_generator,
@@ -76,6 +83,7 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         clock=clock,
         list_attempts=config.list_attempts,
+        observers=providers.List(metrics, run_monitor),
     )
 
     start_session = providers.Factory(StartSession, repository=repository, clock=clock)

@@ -17,7 +17,9 @@ from domain.errors import InsPilotError
 from entrypoints.container import Container, build_container
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
+from entrypoints.http.operations import health_live, health_ready, metrics
 from entrypoints.http.research import ResearchController
+from entrypoints.observability.requests import ObservedRequests
 
 logger = logging.getLogger("inspilot")
 
@@ -63,8 +65,16 @@ def create_app(container: Container | None = None) -> Litestar:
     container = container or build_container()
     container.prompts()  # loads and validates every template now, not on the first request
     config = container.config
-    return Litestar(
-        route_handlers=[LegacyController, ping_get, ping_post, ResearchController],
+    app = Litestar(
+        route_handlers=[
+            LegacyController,
+            ping_get,
+            ping_post,
+            ResearchController,
+            health_live,
+            health_ready,
+            metrics,
+        ],
         lifespan=[_lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(
@@ -76,3 +86,6 @@ def create_app(container: Container | None = None) -> Litestar:
         request_max_body_size=config.max_body_mb() * 1024 * 1024,
         state=State({"container": container}),
     )
+    # Outermost, around routing and error mapping: unknown routes are observed too.
+    app.asgi_handler = ObservedRequests(app.asgi_handler, container.metrics)
+    return app
