@@ -43,6 +43,7 @@ class ModelGateway:
         clock: Clock,
         list_attempts: int = 3,
         observers: Sequence[GenerationObserver] = (),
+        request_id: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.text = text
         self.images = images
@@ -51,6 +52,9 @@ class ModelGateway:
         self.clock = clock
         self.list_attempts = list_attempts
         self.observers = tuple(observers)
+        # Where the current request's id comes from (the HTTP layer's context), so the
+        # record links to the request's log lines without the core knowing about HTTP.
+        self.request_id = request_id
 
     def notify(self, event: Callable[[GenerationObserver], None]) -> None:
         """Tell every observer; monitoring must never fail a participant's run."""
@@ -88,10 +92,13 @@ class GenerationRun:
         self._image_steps: list[ImageStep] = []
         self._started_at = gateway.clock.now()
         self.id = new_id()
+        self._request_id = gateway.request_id()
         self.result: Any = None
 
     async def __aenter__(self) -> GenerationRun:
-        started = RunStarted(self.id, self._pipeline, self._username, None, self._started_at)
+        started = RunStarted(
+            self.id, self._pipeline, self._username, self._request_id, self._started_at
+        )
         self._gateway.notify(lambda observer: observer.run_started(started))
         return self
 
@@ -117,6 +124,7 @@ class GenerationRun:
             error_type=None if exc is None else type(exc).__name__,
             username=self._username,
             id=self.id,
+            request_id=self._request_id,
         )
         self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)

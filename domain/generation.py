@@ -71,6 +71,8 @@ class GenerationRecord:
     error_type: str | None = None
     username: str | None = None
     id: str = field(default_factory=new_id)
+    # The HTTP request that asked for it (X-Request-ID), to find its log lines.
+    request_id: str | None = None
 
     @property
     def duration_s(self) -> float:

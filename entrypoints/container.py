@@ -27,6 +27,7 @@ from application.use_cases.research import (
 )
 from application.use_cases.sessions import SaveSession, StartSession
 from entrypoints import adapter_builders
+from entrypoints.observability.logs import current_request_id
 from entrypoints.observability.metrics import ServiceMetrics
 from entrypoints.settings import Settings
 
@@ -84,6 +85,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         list_attempts=config.list_attempts,
         observers=providers.List(metrics, run_monitor),
+        request_id=providers.Object(current_request_id),
     )
 
     start_session = providers.Factory(StartSession, repository=repository, clock=clock)

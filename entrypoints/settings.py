@@ -208,6 +208,12 @@ class Settings:
         "30", _non_negative_float, "On SIGTERM, longest wait for queued records to be written."
     )
     access_log: bool = _setting("false", _flag, "Log one line per HTTP request (uvicorn).")
+    # -- operations and the study (issue 8) --
+    log_format: str = _setting(
+        "text",
+        _choice("text", "json"),
+        "text, or json: one JSON object per line for every line the service writes.",
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -80,12 +80,18 @@ def create_app(container: Container | None = None) -> Litestar:
         cors_config=CORSConfig(
             allow_origins=list(config.cors_origins()),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization"],
+            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         ),
         openapi_config=OpenAPIConfig(title="InsPilot API", version="0.1.0", path="/schema"),
         request_max_body_size=config.max_body_mb() * 1024 * 1024,
         state=State({"container": container}),
+        # Logging is configured once by `inspilot serve` (entrypoints/observability/logs.py);
+        # Litestar's own config would replace the root handler and its format.
+        logging_config=None,
     )
     # Outermost, around routing and error mapping: unknown routes are observed too.
-    app.asgi_handler = ObservedRequests(app.asgi_handler, container.metrics)
+    app.asgi_handler = ObservedRequests(
+        app.asgi_handler, container.metrics, access_log=config.access_log()
+    )
     return app

@@ -97,6 +97,7 @@ def present_record(record: GenerationRecord) -> dict[str, Any]:
         "id": record.id,
         "pipeline": record.pipeline.value,
         "username": record.username,
+        "requestId": record.request_id,
         "outcome": record.outcome.value,
         "error": record.error,
         "errorType": record.error_type,

@@ -166,3 +166,22 @@ def test_record_queue_and_text_endpoint_figures_come_from_the_adapters() -> None
     assert sample(text, "inspilot_text_endpoint_in_flight", endpoint="east") == 3
     assert sample(text, "inspilot_text_endpoint_healthy", endpoint="east") == 1
     assert "inspilot_text_endpoint_note" not in text
+
+
+def test_a_request_id_is_returned_kept_from_the_client_and_stored_in_the_record(
+    container: Container,
+) -> None:
+    container.config.research_token.from_value("tok")
+    body = {"appid": 0, "type": 0, "username": "r1", "prompts": {"task": "厨房", "num": 1}}
+    with TestClient(create_app(container)) as client:
+        made = client.get("/ping").headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", made)
+        assert client.get("/ping").headers["x-request-id"] != made
+        odd = client.get("/ping", headers={"X-Request-ID": "has spaces\tand tabs"})
+        assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
+        kept = client.post("/generate", json=body, headers={"X-Request-ID": "lb-7f3a:42"})
+        assert kept.status_code == 200 and kept.headers["x-request-id"] == "lb-7f3a:42"
+        records = client.get("/api/v1/generations", headers={"Authorization": "Bearer tok"}).json()[
+            "data"
+        ]
+    assert [record["requestId"] for record in records] == ["lb-7f3a:42"]

@@ -124,6 +124,7 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
         ),
         result={"count": 2, "result": [{"type": 0, "items": []}]},
         username=username,
+        request_id=f"req-{n}",
     )
 
 
