@@ -22,7 +22,7 @@ from application.ports import (
 )
 from application.steps import StepSpec
 from domain.errors import InsPilotError, ModelAnswerInvalid
-from domain.experiment import new_id
+from domain.experiment import OPEN_ROSTER, Roster, new_id
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
 from domain.listparse import ListMismatch, parse_list
 
@@ -44,6 +44,7 @@ class ModelGateway:
         list_attempts: int = 3,
         observers: Sequence[GenerationObserver] = (),
         request_id: Callable[[], str | None] = lambda: None,
+        roster: Roster = OPEN_ROSTER,
     ) -> None:
         self.text = text
         self.images = images
@@ -55,6 +56,7 @@ class ModelGateway:
         # Where the current request's id comes from (the HTTP layer's context), so the
         # record links to the request's log lines without the core knowing about HTTP.
         self.request_id = request_id
+        self.roster = roster
 
     def notify(self, event: Callable[[GenerationObserver], None]) -> None:
         """Tell every observer; monitoring must never fail a participant's run."""
@@ -67,6 +69,9 @@ class ModelGateway:
     def run(
         self, pipeline: Pipeline, inputs: dict[str, Any], username: str | None
     ) -> GenerationRun:
+        """A run for `username`; one outside a closed roster is refused before anything runs."""
+        if username is not None:
+            self.roster.check(username)
         return GenerationRun(self, pipeline, inputs, username)
 
 

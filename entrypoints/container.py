@@ -26,6 +26,7 @@ from application.use_cases.research import (
     ListGenerations,
 )
 from application.use_cases.sessions import SaveSession, StartSession
+from domain.experiment import Roster
 from entrypoints import adapter_builders
 from entrypoints.observability.logs import current_request_id
 from entrypoints.observability.metrics import ServiceMetrics
@@ -37,6 +38,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
+    roster = providers.Singleton(Roster.of, config.participants)
     prompts = providers.Singleton(
         FilesystemPromptCatalog,
         directory=config.prompts_dir,
@@ -86,10 +88,13 @@ class Container(containers.DeclarativeContainer):
         list_attempts=config.list_attempts,
         observers=providers.List(metrics, run_monitor),
         request_id=providers.Object(current_request_id),
+        roster=roster,
     )
 
-    start_session = providers.Factory(StartSession, repository=repository, clock=clock)
-    save_session = providers.Factory(SaveSession, repository=repository, clock=clock)
+    start_session = providers.Factory(
+        StartSession, repository=repository, clock=clock, roster=roster
+    )
+    save_session = providers.Factory(SaveSession, repository=repository, clock=clock, roster=roster)
     rapid_divergence = providers.Factory(GenerateRapidDivergence, gateway=gateway)
     deep_divergence = providers.Factory(GenerateDeepDivergence, gateway=gateway)
     converge_select = providers.Factory(ConvergeSelect, gateway=gateway)
