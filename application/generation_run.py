@@ -17,6 +17,7 @@ from application.ports import (
     ImageGenerator,
     PromptCatalog,
     RunStarted,
+    TemplateVersion,
     TextGenerator,
     TextRequest,
 )
@@ -148,6 +149,7 @@ class GenerationRun:
         """Ask for `expected` items; a count the parser cannot reconcile is asked again."""
         gateway = self._gateway
         prompt = gateway.prompts.render(spec.key, variables)
+        version = gateway.prompts.version(spec.key)
         request = TextRequest(
             step=spec.key,
             prompt=prompt,
@@ -160,7 +162,16 @@ class GenerationRun:
         max_attempts = attempts or gateway.list_attempts
         for attempt in range(1, max_attempts + 1):
             started = gateway.clock.now()
-            step = TextStep(spec.key, prompt, started, started, attempt, image_count=len(images))
+            step = TextStep(
+                spec.key,
+                prompt,
+                started,
+                started,
+                attempt,
+                image_count=len(images),
+                template=version.path,
+                template_version=version.digest,
+            )
             try:
                 answer = await gateway.text.complete(request)
             except InsPilotError as exc:
@@ -188,11 +199,19 @@ class GenerationRun:
     async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
         """Render one image per prompt, all at once; any failure fails the whole set."""
         template = self._gateway.prompts.image_template(kind)
-        return await run_all(self._render_one(kind, template.request_for(p)) for p in prompts)
+        return await run_all(
+            self._render_one(kind, template.request_for(p), template.version) for p in prompts
+        )
 
-    async def _render_one(self, kind: str, request: Any) -> ImageStep:
+    async def _render_one(
+        self, kind: str, request: Any, version: TemplateVersion | None
+    ) -> ImageStep:
         clock = self._gateway.clock
         started = clock.now()
+        versioned = {
+            "template": version.path if version else None,
+            "template_version": version.digest if version else None,
+        }
         try:
             image: GeneratedImage = await self._gateway.images.generate(request)
         except InsPilotError as exc:
@@ -204,6 +223,7 @@ class GenerationRun:
                     started,
                     clock.now(),
                     error=_describe(exc),
+                    **versioned,
                 )
             )
             raise
@@ -217,6 +237,7 @@ class GenerationRun:
             seed=image.seed,
             model=image.model,
             instance=image.instance,
+            **versioned,
         )
         self._image_steps.append(step)
         return step

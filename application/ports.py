@@ -111,12 +111,21 @@ class ExperimentRepository(Protocol):
 
 
 @dataclass(frozen=True)
+class TemplateVersion:
+    """A template's path (relative to the prompts directory) and a hash of its content."""
+
+    path: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class ImageTemplate:
     """How a bare SD prompt becomes a request: positive wrapper, negative, and options."""
 
     positive: str
     negative: str
     options: dict[str, Any]
+    version: TemplateVersion | None = None
 
     def request_for(self, prompt: str) -> ImageRequest:
         fields = {
@@ -134,6 +143,10 @@ class PromptCatalog(Protocol):
     """The designers' templates, validated at start-up."""
 
     def render(self, step: str, variables: dict[str, str]) -> str: ...
+
+    def version(self, step: str) -> TemplateVersion:
+        """Which file and content `render(step, ...)` uses, for the generation record."""
+        ...
 
     def image_template(self, kind: str) -> ImageTemplate: ...
 

@@ -70,6 +70,8 @@ def _text_step(step: TextStep) -> dict[str, Any]:
         "items": list(step.items),
         "model": step.model,
         "error": step.error,
+        "template": step.template,
+        "templateVersion": step.template_version,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
     }
@@ -85,6 +87,8 @@ def _image_step(record_id: str, step: ImageStep) -> dict[str, Any]:
         "model": step.model,
         "instance": step.instance,
         "error": step.error,
+        "template": step.template,
+        "templateVersion": step.template_version,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
         "imageUrl": (None if step.error else f"/api/v1/generations/{record_id}/images/{step.id}"),

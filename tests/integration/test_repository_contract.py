@@ -113,12 +113,29 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
         outcome=Outcome.SUCCEEDED,
         text_steps=(
             TextStep(
-                "rapid_divergence/products", "请给出2个产品", at, at, 1, "伞#杯", ("伞", "杯")
+                "rapid_divergence/products",
+                "请给出2个产品",
+                at,
+                at,
+                1,
+                "伞#杯",
+                ("伞", "杯"),
+                template="paint/rapid_divergence/products.txt",
+                template_version="0123456789abcdef",
             ),
         ),
         image_steps=(
             ImageStep(
-                "scene", "a beach", "text", at, at, image=image, seed=3_000_000_000, model="sdxl"
+                "scene",
+                "a beach",
+                "text",
+                at,
+                at,
+                image=image,
+                seed=3_000_000_000,
+                model="sdxl",
+                template="paint/images/scene",
+                template_version="fedcba9876543210",
             ),
             ImageStep("scene", "a cafe", "text", at, at, error="timeout"),
         ),
