@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, ParticipantSummary
 from domain.errors import NotFound
 from domain.experiment import Experiment
-from domain.generation import GenerationRecord
+from domain.generation import GenerationRecord, Outcome
 
 
 class InMemoryExperimentRepository(ExperimentRepository):
@@ -80,3 +80,22 @@ class InMemoryExperimentRepository(ExperimentRepository):
         if record is None:
             return None
         return next((s.image for s in record.image_steps if s.id == step_id), None)
+
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        summaries = []
+        for username in sorted(self._experiments):
+            experiment = self._experiments[username]
+            records = [r for r in self._generations.values() if r.username == username]
+            summaries.append(
+                ParticipantSummary(
+                    username=username,
+                    current_stage=experiment.current_stage,
+                    design_task=experiment.design_task,
+                    created_at=experiment.created_at,
+                    updated_at=experiment.updated_at,
+                    generations=len(records),
+                    failures=sum(1 for r in records if r.outcome is Outcome.FAILED),
+                    last_generation_at=max((r.started_at for r in records), default=None),
+                )
+            )
+        return summaries

@@ -8,7 +8,7 @@ from datetime import datetime
 from string import Template
 from typing import Any, Protocol, runtime_checkable
 
-from domain.experiment import Experiment
+from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, Pipeline
 
 
@@ -80,6 +80,25 @@ class ImageGenerator(Protocol):
     async def generate(self, request: ImageRequest) -> GeneratedImage: ...
 
 
+@dataclass(frozen=True)
+class ParticipantSummary:
+    """One participant at a glance: their session's state and how their generations went."""
+
+    username: str
+    current_stage: Stage
+    design_task: str
+    created_at: datetime | None
+    updated_at: datetime | None
+    generations: int = 0
+    failures: int = 0
+    last_generation_at: datetime | None = None
+
+    @property
+    def last_activity(self) -> datetime | None:
+        times = [at for at in (self.updated_at, self.last_generation_at) if at is not None]
+        return max(times, default=None)
+
+
 class ExperimentRepository(Protocol):
     """Sessions and generation records. Saves are whole: a reader sees old or new, never a mix."""
 
@@ -107,6 +126,10 @@ class ExperimentRepository(Protocol):
 
     async def get_image(self, record_id: str, step_id: str) -> bytes | None:
         """One image of a record, without loading the others."""
+        ...
+
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        """Every session by username, with its generation counts; no sketches are loaded."""
         ...
 
 

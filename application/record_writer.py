@@ -8,7 +8,7 @@ import logging
 import random
 from collections.abc import Sequence
 
-from application.ports import ExperimentRepository, Lifecycle
+from application.ports import ExperimentRepository, Lifecycle, ParticipantSummary
 from domain.errors import InsPilotError
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord
@@ -187,3 +187,7 @@ class RecordWriter(ExperimentRepository):
 
     async def save(self, experiment: Experiment) -> None:
         await self._store.save(experiment)
+
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        # Records still queued are counted once written: an overview may lag by the queue.
+        return await self._store.list_participants()

@@ -20,7 +20,8 @@ from pymongo.errors import PyMongoError
 from adapters.mongo import mapping
 from adapters.mongo.blobs import LOAD_ATTEMPTS, BlobMissing, BlobStore
 from adapters.mongo.sessions import SessionStore
-from application.ports import ExperimentRepository
+from adapters.mongo.summaries import participant_summaries
+from application.ports import ExperimentRepository, ParticipantSummary
 from domain.errors import StorageError
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord
@@ -228,6 +229,10 @@ class MongoExperimentRepository(ExperimentRepository):
             except BlobMissing:
                 return None
             return files[ref["h"]]
+
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        with storage_errors("listing participants"):
+            return await participant_summaries(self._sessions, self._generations)
 
     async def _load_generations(
         self, query: Mapping[str, Any], limit: int, *, with_images: bool = True

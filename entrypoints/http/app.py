@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from application.ports import Lifecycle
 from domain.errors import InsPilotError
 from entrypoints.container import Container, build_container
+from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
 from entrypoints.http.operations import health_live, health_ready, metrics
@@ -74,7 +78,11 @@ def create_app(container: Container | None = None) -> Litestar:
             health_live,
             health_ready,
             metrics,
+            DashboardController,
         ],
+        template_config=TemplateConfig(
+            directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
+        ),
         lifespan=[_lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(

@@ -209,3 +209,36 @@ async def test_one_record_can_be_read_without_its_images(repository: ExperimentR
     light = await repository.get_generation(original.id, with_images=False)
     assert light is not None and [step.image for step in light.image_steps] == [None, None]
     assert light.inputs == original.inputs and light.text_steps == original.text_steps
+
+
+async def test_participants_are_listed_with_their_generation_counts(
+    repository: ExperimentRepository,
+) -> None:
+    assert list(await repository.list_participants()) == []
+    await repository.get_or_create(Experiment(username="zoe", created_at=T0, updated_at=T0))
+    ana = await repository.get_or_create(Experiment(username="ana", created_at=T0))
+    big_sketch = {"name": "伞", "canvasImage": "data:image/png;base64," + "A" * 300_000}
+    later = T0 + timedelta(hours=1)
+    await repository.save(
+        ana.with_saved_state(
+            current_stage=Stage.DEEP_DIVERGENCE,
+            design_task="设计一款雨伞",
+            schemes={Stage.RAPID_DIVERGENCE: (big_sketch,)},
+            at=later,
+        )
+    )
+    for n in (1, 5):
+        await repository.add_generation(record(n, "ana"))
+    await repository.add_generation(
+        GenerationRecord(Pipeline.DEEP_DIVERGENCE, {}, T0, T0, Outcome.FAILED, username="ana")
+    )
+    await repository.add_generation(record(9, None))  # the front end sends no username
+    ana_summary, zoe_summary = await repository.list_participants()
+    assert ana_summary.username == "ana" and ana_summary.current_stage is Stage.DEEP_DIVERGENCE
+    assert ana_summary.design_task == "设计一款雨伞"
+    assert (ana_summary.created_at, ana_summary.updated_at) == (T0, later)
+    assert (ana_summary.generations, ana_summary.failures) == (3, 1)
+    assert ana_summary.last_generation_at == T0 + timedelta(minutes=5)
+    assert ana_summary.last_activity == later
+    assert (zoe_summary.username, zoe_summary.generations, zoe_summary.failures) == ("zoe", 0, 0)
+    assert zoe_summary.last_generation_at is None and zoe_summary.last_activity == T0
