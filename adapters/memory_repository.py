@@ -8,10 +8,10 @@ Data is gone when the process ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
-from application.ports import ExperimentRepository, ParticipantSummary
+from application.ports import ExperimentRepository, ParticipantSummary, StudyFilter
 from domain.errors import NotFound
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord, Outcome
@@ -99,3 +99,14 @@ class InMemoryExperimentRepository(ExperimentRepository):
                 )
             )
         return summaries
+
+    async def iter_sessions(self, study: StudyFilter) -> AsyncIterator[Experiment]:
+        for username in sorted(self._experiments):
+            experiment = self._experiments.get(username)
+            if experiment is not None and study.admits_session(experiment):
+                yield experiment
+
+    async def iter_generations(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
+        chosen = [r for r in self._generations.values() if study.admits_record(r)]
+        for record in sorted(chosen, key=lambda record: record.started_at):
+            yield record.without_images()

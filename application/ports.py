@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from string import Template
@@ -99,6 +99,34 @@ class ParticipantSummary:
         return max(times, default=None)
 
 
+@dataclass(frozen=True)
+class StudyFilter:
+    """Which part of a study to read: some participants (None: all), a time window.
+
+    Generations are chosen by their start, sessions by their last update; `since` is
+    inclusive and `until` exclusive, so consecutive windows never overlap.
+    """
+
+    usernames: frozenset[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def _in_window(self, at: datetime | None) -> bool:
+        if at is None:
+            return self.since is None and self.until is None
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+    def admits_session(self, experiment: Experiment) -> bool:
+        return (
+            self.usernames is None or experiment.username in self.usernames
+        ) and self._in_window(experiment.updated_at)
+
+    def admits_record(self, record: GenerationRecord) -> bool:
+        return (self.usernames is None or record.username in self.usernames) and self._in_window(
+            record.started_at
+        )
+
+
 class ExperimentRepository(Protocol):
     """Sessions and generation records. Saves are whole: a reader sees old or new, never a mix."""
 
@@ -130,6 +158,14 @@ class ExperimentRepository(Protocol):
 
     async def list_participants(self) -> Sequence[ParticipantSummary]:
         """Every session by username, with its generation counts; no sketches are loaded."""
+        ...
+
+    def iter_sessions(self, study: StudyFilter) -> AsyncIterator[Experiment]:
+        """The chosen sessions by username, whole, loaded one at a time (bounded memory)."""
+        ...
+
+    def iter_generations(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
+        """The chosen records oldest first, without image bytes, loaded one at a time."""
         ...
 
 

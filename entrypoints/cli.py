@@ -68,15 +68,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from entrypoints.export.command import run_export
+
+    try:
+        settings = Settings.load()
+    except SettingsError as exc:
+        print(f"inspilot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("WARNING", settings.log_format)
+    return run_export(settings, args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from entrypoints.export.command import add_arguments
+
     parser = argparse.ArgumentParser(prog="inspilot", description="InsPilot API")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default=None, help="address to listen on (default INSPILOT_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (default INSPILOT_PORT)")
+    export = commands.add_parser(
+        "export", help="write the study (CSV tables, sessions, records, pictures) as a zip"
+    )
+    add_arguments(export)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "export":
+        return _export(args)
     return 2
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.mongo import MongoExperimentRepository
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, StudyFilter
 from domain.errors import NotFound
 from domain.experiment import SCHEME_STAGES, Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
@@ -242,3 +242,44 @@ async def test_participants_are_listed_with_their_generation_counts(
     assert ana_summary.last_activity == later
     assert (zoe_summary.username, zoe_summary.generations, zoe_summary.failures) == ("zoe", 0, 0)
     assert zoe_summary.last_generation_at is None and zoe_summary.last_activity == T0
+
+
+async def test_a_study_is_read_one_session_and_one_record_at_a_time(
+    repository: ExperimentRepository,
+) -> None:
+    for n, username in enumerate(("cy", "ana", "bo")):
+        started = await repository.get_or_create(Experiment(username=username, created_at=T0))
+        at = T0 + timedelta(days=n)
+        await repository.save(
+            started.with_saved_state(
+                current_stage=Stage.RAPID_DIVERGENCE,
+                design_task="任务",
+                schemes={Stage.RAPID_DIVERGENCE: (scheme(f"{username}-1"),)},
+                at=at,
+            )
+        )
+    records = [record(n, ("ana", "bo", None)[n % 3], image=PNG) for n in range(6)]
+    for r in reversed(records):
+        await repository.add_generation(r)
+
+    async def sessions(study: StudyFilter) -> list[str]:
+        return [e.username async for e in repository.iter_sessions(study)]
+
+    async def generations(study: StudyFilter) -> list[str]:
+        return [r.id async for r in repository.iter_generations(study)]
+
+    assert await sessions(StudyFilter()) == ["ana", "bo", "cy"]
+    whole = [e async for e in repository.iter_sessions(StudyFilter(frozenset({"bo"})))]
+    assert [s["name"] for s in whole[0].schemes_of(Stage.RAPID_DIVERGENCE)] == ["bo-1"]
+    day1, day2 = T0 + timedelta(days=1), T0 + timedelta(days=2)
+    assert await sessions(StudyFilter(since=day1)) == ["ana", "bo"]
+    assert await sessions(StudyFilter(until=day1)) == ["cy"]
+    assert await sessions(StudyFilter(frozenset({"ana", "cy"}), since=day1, until=day2)) == ["ana"]
+
+    assert await generations(StudyFilter()) == [r.id for r in records]  # oldest first
+    assert await generations(StudyFilter(frozenset({"ana"}))) == [records[0].id, records[3].id]
+    window = StudyFilter(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=4))
+    assert await generations(window) == [records[2].id, records[3].id]
+    loaded = [r async for r in repository.iter_generations(StudyFilter(frozenset({"bo"})))]
+    assert [step.image for r in loaded for step in r.image_steps] == [None] * 4
+    assert loaded[0].text_steps == records[1].text_steps

@@ -1,4 +1,8 @@
-"""Read-only queries for the researchers' overview: light projections, never sketches or images."""
+"""Read-only queries for researchers: the overview and the export's selection of a study.
+
+They read light projections; whole sessions and records are then loaded one at a time
+by the repository, so an export of any size holds one participant or record at once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from application.ports import ParticipantSummary
+from application.ports import ParticipantSummary, StudyFilter
 from domain.experiment import Stage
 from domain.generation import Outcome
 
@@ -58,3 +62,28 @@ async def participant_summaries(
             )
         )
     return summaries
+
+
+def study_query(study: StudyFilter, time_field: str) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if study.usernames is not None:
+        query["username"] = {"$in": sorted(study.usernames)}
+    window: dict[str, datetime] = {}
+    if study.since is not None:
+        window["$gte"] = study.since
+    if study.until is not None:
+        window["$lt"] = study.until
+    if window:
+        query[time_field] = window
+    return query
+
+
+async def chosen_usernames(sessions: Collection, study: StudyFilter) -> list[str]:
+    cursor = sessions.find(study_query(study, "updated_at"), projection={"username": 1})
+    return [document["username"] async for document in cursor.sort("username", ASCENDING)]
+
+
+async def chosen_record_ids(generations: Collection, study: StudyFilter) -> list[str]:
+    """Ids only (a few bytes each), so no cursor stays open while an export streams."""
+    cursor = generations.find(study_query(study, "started_at"), projection={"_id": 1})
+    return [document["_id"] async for document in cursor.sort("started_at", ASCENDING)]
