@@ -234,7 +234,9 @@ class Settings:
     shutdown_grace_s: float = _setting(
         "30", _non_negative_float, "On SIGTERM, longest wait for queued records to be written."
     )
-    access_log: bool = _setting("false", _flag, "Log one line per HTTP request (uvicorn).")
+    access_log: bool = _setting(
+        "false", _flag, "Log one line per HTTP request, with its request id (inspilot.access)."
+    )
     # -- operations and the study (issue 8) --
     log_format: str = _setting(
         "text",

@@ -1,7 +1,8 @@
 """What monitoring reads from adapters, as Protocols: any adapter offering them is shown.
 
-Monitoring asks, never requires: the demo image model has no pool, and the background
-record writer may not exist, so each figure appears only where an adapter provides it.
+Monitoring asks, never requires: the demo image model has no pool, and a repository
+used without the background record writer has no queue, so each figure appears only
+where an adapter provides it.
 """
 
 from __future__ import annotations
@@ -39,12 +40,9 @@ def pool_stats(images: object) -> Any | None:
 
 
 def record_queue(container: Any) -> RecordQueueStats | None:
-    """The container's `record_writer`, when the storage layer has one."""
-    provider = getattr(container, "record_writer", None)
-    if provider is None:
-        return None
-    writer = provider()
-    return writer if isinstance(writer, RecordQueueStats) else None
+    """The repository when it writes records in the background (the RecordWriter)."""
+    repository = container.repository()
+    return repository if isinstance(repository, RecordQueueStats) else None
 
 
 def endpoint_stats(text: object) -> list[dict[str, Any]]:

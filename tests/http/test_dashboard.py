@@ -116,7 +116,7 @@ def test_the_now_panel_shows_runs_in_flight_and_recent_text_errors(
         ("paint/deep_divergence/identify", "model timed out", "r2")
     ]
     assert now["sd"] == {"backend": "demo", "queue": 0, "instances": []}
-    assert now["records"] is None
+    assert now["records"] == {"queue": 0, "failures": 0}  # the RecordWriter's queue
 
 
 def test_a_generation_shows_on_the_participants_page_and_in_the_list(

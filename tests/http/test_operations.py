@@ -12,7 +12,7 @@ from adapters.demo_text import DemoTextGenerator
 from adapters.memory_repository import InMemoryExperimentRepository
 from application.ports import TextAnswer, TextRequest
 from domain.errors import StorageError
-from entrypoints.container import Container
+from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from tests.http.conftest import memory_settings
 
@@ -113,6 +113,9 @@ def test_metrics_count_a_legacy_session_without_participant_data(client: TestCli
     assert sample(text, "inspilot_text_steps_total", outcome="succeeded") == 4
     assert sample(text, "inspilot_text_step_seconds_count") == 4
     assert sample(text, "inspilot_generations_in_flight") == 0
+    # The RecordWriter in front of the store: its queue is empty once the records are written.
+    assert sample(text, "inspilot_record_queue_depth") is not None
+    assert sample(text, "inspilot_record_failures_total") == 0
 
 
 def test_research_routes_are_labelled_by_template(container: Container) -> None:
@@ -133,16 +136,14 @@ def test_research_routes_are_labelled_by_template(container: Container) -> None:
     )
 
 
-class FakeRecordWriter:
+class QueuedRepository(InMemoryExperimentRepository):
+    """A repository with a record queue, as the RecordWriter has."""
+
     def depth(self) -> int:
         return 7
 
     def failures(self) -> int:
         return 2
-
-
-class ContainerWithWriter(Container):
-    record_writer = providers.Object(FakeRecordWriter())
 
 
 class TextWithEndpointStats(DemoTextGenerator):
@@ -154,10 +155,8 @@ class TextWithEndpointStats(DemoTextGenerator):
 
 
 def test_record_queue_and_text_endpoint_figures_come_from_the_adapters() -> None:
-    settings = memory_settings()
-    container = ContainerWithWriter()
-    container.settings.override(providers.Object(settings))
-    container.config.from_dict(settings.as_config())
+    container = build_container(memory_settings())
+    container.repository.override(providers.Object(QueuedRepository()))
     container.text_generator.override(providers.Object(TextWithEndpointStats()))
     with TestClient(create_app(container)) as client:
         text = client.get("/metrics").text
