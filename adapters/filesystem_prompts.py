@@ -7,14 +7,28 @@ for images `<app>/images/<kind>.positive.txt`, `<kind>.negative.txt` and one
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from application.ports import ImageTemplate, PromptCatalog
+from application.ports import ImageTemplate, PromptCatalog, TemplateVersion
 from application.steps import IMAGE_OPTION_DEFAULTS, StepSpec
+
+# 16 hex digits (64 bits): short enough for a CSV column, far from colliding among edits.
+DIGEST_LENGTH = 16
+
+
+def digest(*parts: bytes) -> str:
+    """A hash of the content; parts are length-prefixed so no two splits hash alike."""
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(len(part).to_bytes(8, "big"))
+        sha.update(part)
+    return sha.hexdigest()[:DIGEST_LENGTH]
 
 
 class TemplateError(Exception):
@@ -48,6 +62,7 @@ class FilesystemPromptCatalog(PromptCatalog):
         self._directory = Path(directory).resolve()
         if not self._directory.is_dir():
             raise TemplateError(f"{self._directory}: prompts directory does not exist")
+        self._versions: dict[str, TemplateVersion] = {}
         self._texts = {spec.key: self._load_text(spec) for spec in text_steps}
         self._images = {kind: self._load_image(kind, positive_spec) for kind in image_kinds}
 
@@ -68,6 +83,7 @@ class FilesystemPromptCatalog(PromptCatalog):
             raise TemplateError(f"{path}: missing placeholder ${missing[0]}")
         if not text.strip():
             raise TemplateError(f"{path}: template is empty")
+        self._versions[spec.key] = TemplateVersion(f"{spec.key}.txt", digest(text.encode("utf-8")))
         return Template(text.strip())
 
     def _load_image(self, kind: str, positive_spec: StepSpec) -> ImageTemplate:
@@ -80,7 +96,11 @@ class FilesystemPromptCatalog(PromptCatalog):
         for name in sorted(positive_spec.required - used):
             raise TemplateError(f"{positive_path}: missing placeholder ${name}")
         negative = _read(negative_path).strip()
-        return ImageTemplate(positive, negative, self._image_options(kind))
+        options = self._image_options(kind)
+        # One version for what shapes the request: both wrappers and the kind's options.
+        content = (positive, negative, json.dumps(options, sort_keys=True, default=str))
+        version = TemplateVersion(kind, digest(*(part.encode("utf-8") for part in content)))
+        return ImageTemplate(positive, negative, options, version)
 
     def _image_options(self, kind: str) -> dict[str, Any]:
         path = self._directory / Path(kind).parent / "options.toml"
@@ -107,6 +127,9 @@ class FilesystemPromptCatalog(PromptCatalog):
 
     def render(self, step: str, variables: dict[str, str]) -> str:
         return self._texts[step].substitute(variables)
+
+    def version(self, step: str) -> TemplateVersion:
+        return self._versions[step]
 
     def image_template(self, kind: str) -> ImageTemplate:
         return self._images[kind]

@@ -8,13 +8,13 @@ Data is gone when the process ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, ParticipantSummary, StudyFilter
 from domain.errors import NotFound
 from domain.experiment import Experiment
-from domain.generation import GenerationRecord
+from domain.generation import GenerationRecord, Outcome
 
 
 class InMemoryExperimentRepository(ExperimentRepository):
@@ -80,3 +80,33 @@ class InMemoryExperimentRepository(ExperimentRepository):
         if record is None:
             return None
         return next((s.image for s in record.image_steps if s.id == step_id), None)
+
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        summaries = []
+        for username in sorted(self._experiments):
+            experiment = self._experiments[username]
+            records = [r for r in self._generations.values() if r.username == username]
+            summaries.append(
+                ParticipantSummary(
+                    username=username,
+                    current_stage=experiment.current_stage,
+                    design_task=experiment.design_task,
+                    created_at=experiment.created_at,
+                    updated_at=experiment.updated_at,
+                    generations=len(records),
+                    failures=sum(1 for r in records if r.outcome is Outcome.FAILED),
+                    last_generation_at=max((r.started_at for r in records), default=None),
+                )
+            )
+        return summaries
+
+    async def iter_sessions(self, study: StudyFilter) -> AsyncIterator[Experiment]:
+        for username in sorted(self._experiments):
+            experiment = self._experiments.get(username)
+            if experiment is not None and study.admits_session(experiment):
+                yield experiment
+
+    async def iter_generations(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
+        chosen = [r for r in self._generations.values() if study.admits_record(r)]
+        for record in sorted(chosen, key=lambda record: record.started_at):
+            yield record.without_images()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,15 +13,21 @@ from application.ports import (
     Clock,
     ExperimentRepository,
     GeneratedImage,
+    GenerationObserver,
     ImageGenerator,
     PromptCatalog,
+    RunStarted,
+    TemplateVersion,
     TextGenerator,
     TextRequest,
 )
 from application.steps import StepSpec
 from domain.errors import InsPilotError, ModelAnswerInvalid
+from domain.experiment import OPEN_ROSTER, Roster, new_id
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
 from domain.listparse import ListMismatch, parse_list
+
+logger = logging.getLogger(__name__)
 
 Reconcile = Callable[[str], list[str] | ListMismatch]
 
@@ -36,6 +43,9 @@ class ModelGateway:
         repository: ExperimentRepository,
         clock: Clock,
         list_attempts: int = 3,
+        observers: Sequence[GenerationObserver] = (),
+        request_id: Callable[[], str | None] = lambda: None,
+        roster: Roster = OPEN_ROSTER,
     ) -> None:
         self.text = text
         self.images = images
@@ -43,10 +53,26 @@ class ModelGateway:
         self.repository = repository
         self.clock = clock
         self.list_attempts = list_attempts
+        self.observers = tuple(observers)
+        # Where the current request's id comes from (the HTTP layer's context), so the
+        # record links to the request's log lines without the core knowing about HTTP.
+        self.request_id = request_id
+        self.roster = roster
+
+    def notify(self, event: Callable[[GenerationObserver], None]) -> None:
+        """Tell every observer; monitoring must never fail a participant's run."""
+        for observer in self.observers:
+            try:
+                event(observer)
+            except Exception:
+                logger.exception("generation observer %s failed", type(observer).__name__)
 
     def run(
         self, pipeline: Pipeline, inputs: dict[str, Any], username: str | None
     ) -> GenerationRun:
+        """A run for `username`; one outside a closed roster is refused before anything runs."""
+        if username is not None:
+            self.roster.check(username)
         return GenerationRun(self, pipeline, inputs, username)
 
 
@@ -71,9 +97,15 @@ class GenerationRun:
         self._text_steps: list[TextStep] = []
         self._image_steps: list[ImageStep] = []
         self._started_at = gateway.clock.now()
+        self.id = new_id()
+        self._request_id = gateway.request_id()
         self.result: Any = None
 
     async def __aenter__(self) -> GenerationRun:
+        started = RunStarted(
+            self.id, self._pipeline, self._username, self._request_id, self._started_at
+        )
+        self._gateway.notify(lambda observer: observer.run_started(started))
         return self
 
     async def __aexit__(
@@ -97,7 +129,10 @@ class GenerationRun:
             error=None if exc is None else _describe(exc),
             error_type=None if exc is None else type(exc).__name__,
             username=self._username,
+            id=self.id,
+            request_id=self._request_id,
         )
+        self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)
 
     async def ask_list(
@@ -114,6 +149,7 @@ class GenerationRun:
         """Ask for `expected` items; a count the parser cannot reconcile is asked again."""
         gateway = self._gateway
         prompt = gateway.prompts.render(spec.key, variables)
+        version = gateway.prompts.version(spec.key)
         request = TextRequest(
             step=spec.key,
             prompt=prompt,
@@ -126,7 +162,16 @@ class GenerationRun:
         max_attempts = attempts or gateway.list_attempts
         for attempt in range(1, max_attempts + 1):
             started = gateway.clock.now()
-            step = TextStep(spec.key, prompt, started, started, attempt, image_count=len(images))
+            step = TextStep(
+                spec.key,
+                prompt,
+                started,
+                started,
+                attempt,
+                image_count=len(images),
+                template=version.path,
+                template_version=version.digest,
+            )
             try:
                 answer = await gateway.text.complete(request)
             except InsPilotError as exc:
@@ -154,11 +199,19 @@ class GenerationRun:
     async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
         """Render one image per prompt, all at once; any failure fails the whole set."""
         template = self._gateway.prompts.image_template(kind)
-        return await run_all(self._render_one(kind, template.request_for(p)) for p in prompts)
+        return await run_all(
+            self._render_one(kind, template.request_for(p), template.version) for p in prompts
+        )
 
-    async def _render_one(self, kind: str, request: Any) -> ImageStep:
+    async def _render_one(
+        self, kind: str, request: Any, version: TemplateVersion | None
+    ) -> ImageStep:
         clock = self._gateway.clock
         started = clock.now()
+        versioned = {
+            "template": version.path if version else None,
+            "template_version": version.digest if version else None,
+        }
         try:
             image: GeneratedImage = await self._gateway.images.generate(request)
         except InsPilotError as exc:
@@ -170,6 +223,7 @@ class GenerationRun:
                     started,
                     clock.now(),
                     error=_describe(exc),
+                    **versioned,
                 )
             )
             raise
@@ -183,6 +237,7 @@ class GenerationRun:
             seed=image.seed,
             model=image.model,
             instance=image.instance,
+            **versioned,
         )
         self._image_steps.append(step)
         return step

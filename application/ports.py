@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from string import Template
 from typing import Any, Protocol, runtime_checkable
 
-from domain.experiment import Experiment
-from domain.generation import GenerationRecord
+from domain.experiment import Experiment, Stage
+from domain.generation import GenerationRecord, Pipeline
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,53 @@ class ImageGenerator(Protocol):
     async def generate(self, request: ImageRequest) -> GeneratedImage: ...
 
 
+@dataclass(frozen=True)
+class ParticipantSummary:
+    """One participant at a glance: their session's state and how their generations went."""
+
+    username: str
+    current_stage: Stage
+    design_task: str
+    created_at: datetime | None
+    updated_at: datetime | None
+    generations: int = 0
+    failures: int = 0
+    last_generation_at: datetime | None = None
+
+    @property
+    def last_activity(self) -> datetime | None:
+        times = [at for at in (self.updated_at, self.last_generation_at) if at is not None]
+        return max(times, default=None)
+
+
+@dataclass(frozen=True)
+class StudyFilter:
+    """Which part of a study to read: some participants (None: all), a time window.
+
+    Generations are chosen by their start, sessions by their last update; `since` is
+    inclusive and `until` exclusive, so consecutive windows never overlap.
+    """
+
+    usernames: frozenset[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def _in_window(self, at: datetime | None) -> bool:
+        if at is None:
+            return self.since is None and self.until is None
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+    def admits_session(self, experiment: Experiment) -> bool:
+        return (
+            self.usernames is None or experiment.username in self.usernames
+        ) and self._in_window(experiment.updated_at)
+
+    def admits_record(self, record: GenerationRecord) -> bool:
+        return (self.usernames is None or record.username in self.usernames) and self._in_window(
+            record.started_at
+        )
+
+
 class ExperimentRepository(Protocol):
     """Sessions and generation records. Saves are whole: a reader sees old or new, never a mix."""
 
@@ -109,6 +156,26 @@ class ExperimentRepository(Protocol):
         """One image of a record, without loading the others."""
         ...
 
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        """Every session by username, with its generation counts; no sketches are loaded."""
+        ...
+
+    def iter_sessions(self, study: StudyFilter) -> AsyncIterator[Experiment]:
+        """The chosen sessions by username, whole, loaded one at a time (bounded memory)."""
+        ...
+
+    def iter_generations(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
+        """The chosen records oldest first, without image bytes, loaded one at a time."""
+        ...
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """A template's path (relative to the prompts directory) and a hash of its content."""
+
+    path: str
+    digest: str
+
 
 @dataclass(frozen=True)
 class ImageTemplate:
@@ -117,6 +184,7 @@ class ImageTemplate:
     positive: str
     negative: str
     options: dict[str, Any]
+    version: TemplateVersion | None = None
 
     def request_for(self, prompt: str) -> ImageRequest:
         fields = {
@@ -135,11 +203,38 @@ class PromptCatalog(Protocol):
 
     def render(self, step: str, variables: dict[str, str]) -> str: ...
 
+    def version(self, step: str) -> TemplateVersion:
+        """Which file and content `render(step, ...)` uses, for the generation record."""
+        ...
+
     def image_template(self, kind: str) -> ImageTemplate: ...
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A pipeline run that has begun; its record will carry the same `id`."""
+
+    id: str
+    pipeline: Pipeline
+    username: str | None
+    request_id: str | None
+    started_at: datetime
+
+
+class GenerationObserver(Protocol):
+    """Watches runs for monitoring (metrics, the dashboard's "now" panel).
+
+    Called on the event loop, before the record is stored: must be quick and must not
+    raise (a raising observer is logged and ignored, never fails the participant's run).
+    """
+
+    def run_started(self, run: RunStarted) -> None: ...
+
+    def run_finished(self, record: GenerationRecord) -> None: ...
 
 
 @runtime_checkable

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
-from application.ports import ExperimentRepository, Lifecycle
+from application.ports import ExperimentRepository, Lifecycle, ParticipantSummary, StudyFilter
 from domain.errors import InsPilotError
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord
@@ -187,3 +187,21 @@ class RecordWriter(ExperimentRepository):
 
     async def save(self, experiment: Experiment) -> None:
         await self._store.save(experiment)
+
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        # Records still queued are counted once written: an overview may lag by the queue.
+        return await self._store.list_participants()
+
+    def iter_sessions(self, study: StudyFilter) -> AsyncIterator[Experiment]:
+        return self._store.iter_sessions(study)
+
+    async def iter_generations(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
+        """The stored records, then those still queued (the newest), each once."""
+        seen: set[str] = set()
+        async for record in self._store.iter_generations(study):
+            seen.add(record.id)
+            yield record
+        waiting = [r for r in list(self._pending.values()) if r.id not in seen]
+        for record in sorted(waiting, key=lambda record: record.started_at):
+            if study.admits_record(record):
+                yield record.without_images()

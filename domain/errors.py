@@ -24,6 +24,10 @@ class NotFound(InsPilotError):
     """Something the request refers to does not exist (an unknown participant)."""
 
 
+class NotPermitted(InsPilotError):
+    """The request is well formed but this caller may not make it (outside the roster)."""
+
+
 class ModelError(InsPilotError):
     """A model service failed; the request produced no partial result."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, NotPermitted
 
 MAX_USERNAME_LENGTH = 64
 
@@ -113,3 +113,26 @@ class Experiment:
             schemes=merged,
             updated_at=at,
         )
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The study's participants; an open roster (None) admits any username.
+
+    A stranger who finds the URL must neither create sessions nor read a participant's
+    sketches, so a closed roster is checked before anything is read or stored.
+    """
+
+    usernames: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, usernames: Iterable[str]) -> Roster:
+        names = frozenset(check_username(name) for name in usernames)
+        return cls(names or None)
+
+    def check(self, username: str) -> None:
+        if self.usernames is not None and username not in self.usernames:
+            raise NotPermitted("username: not in this study's roster")
+
+
+OPEN_ROSTER = Roster()

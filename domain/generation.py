@@ -36,6 +36,10 @@ class TextStep:
     model: str | None = None
     image_count: int = 0
     error: str | None = None
+    # Which wording asked: the template's path under the prompts directory and a hash of
+    # its content, so researchers can tell stimuli apart after designers edit a prompt.
+    template: str | None = None
+    template_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class ImageStep:
     instance: str | None = None
     error: str | None = None
     id: str = field(default_factory=new_id)
+    # The image template (positive and negative wrappers and options) and its hash.
+    template: str | None = None
+    template_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class GenerationRecord:
     error_type: str | None = None
     username: str | None = None
     id: str = field(default_factory=new_id)
+    # The HTTP request that asked for it (X-Request-ID), to find its log lines.
+    request_id: str | None = None
 
     @property
     def duration_s(self) -> float:

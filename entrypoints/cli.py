@@ -4,30 +4,45 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from typing import Any
 
-from entrypoints.settings import Settings, SettingsError
+from entrypoints.observability.logs import configure_logging, startup_error
+from entrypoints.settings import PREFIX, Settings, SettingsError
+
+# granian's own loggers (its startup lines, worker management) hand their lines to the
+# root handler, so they come out in INSPILOT_LOG_FORMAT like every other line.
+GRANIAN_LOGGING: dict[str, Any] = {
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    }
+}
 
 
 def _serve(args: argparse.Namespace) -> int:
     from granian import Granian
 
     from adapters.filesystem_prompts import TemplateError
-    from entrypoints.asgi import configure_logging
     from entrypoints.container import build_container
 
     try:
         settings = Settings.load()
+    except SettingsError as exc:
+        # The format setting itself may be the wrong one: read it raw, json only if clearly asked.
+        fmt = os.environ.get(f"{PREFIX}LOG_FORMAT", "").strip().lower()
+        print(startup_error(f"configuration error: {exc}", fmt), file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    logger = logging.getLogger("inspilot")
+    try:
         # Checked here, where a mistake is one clear line, not a worker's traceback.
         build_container(settings).prompts()
-    except SettingsError as exc:
-        print(f"inspilot: configuration error: {exc}", file=sys.stderr)
-        return 2
     except TemplateError as exc:
-        print(f"inspilot: prompt template error: {exc}", file=sys.stderr)
+        logger.error("prompt template error: %s", exc)
         return 2
-    configure_logging(settings)
-    logging.getLogger("inspilot").info(
+    logger.info(
         "backends: text=%s images=%s storage=%s%s",
         settings.text_backend,
         settings.images_backend,
@@ -45,20 +60,43 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         workers=1,
         log_level=settings.log_level.lower(),
-        log_access=settings.access_log,
+        log_dictconfig=GRANIAN_LOGGING,
+        # The app writes the access lines itself (INSPILOT_ACCESS_LOG), inside the
+        # request, so they carry its request id; granian's would not.
+        log_access=False,
     ).serve()
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from entrypoints.export.command import run_export
+
+    try:
+        settings = Settings.load()
+    except SettingsError as exc:
+        print(f"inspilot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("WARNING", settings.log_format)
+    return run_export(settings, args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from entrypoints.export.command import add_arguments
+
     parser = argparse.ArgumentParser(prog="inspilot", description="InsPilot API")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default=None, help="address to listen on (default INSPILOT_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (default INSPILOT_PORT)")
+    export = commands.add_parser(
+        "export", help="write the study (CSV tables, sessions, records, pictures) as a zip"
+    )
+    add_arguments(export)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "export":
+        return _export(args)
     return 2
 
 

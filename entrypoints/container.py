@@ -12,6 +12,7 @@ from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.system_clock import SystemClock
 from application.generation_run import ModelGateway
+from application.monitoring import RunMonitor
 from application.record_writer import RecordWriter
 from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
 from application.use_cases.converge_expand import ConvergeExpand
@@ -25,7 +26,10 @@ from application.use_cases.research import (
     ListGenerations,
 )
 from application.use_cases.sessions import SaveSession, StartSession
+from domain.experiment import Roster
 from entrypoints import adapter_builders
+from entrypoints.observability.logs import current_request_id
+from entrypoints.observability.metrics import ServiceMetrics
 from entrypoints.settings import Settings
 
 
@@ -34,6 +38,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
+    roster = providers.Singleton(Roster.of, config.participants)
     prompts = providers.Singleton(
         FilesystemPromptCatalog,
         directory=config.prompts_dir,
@@ -68,6 +73,11 @@ class Container(containers.DeclarativeContainer):
         shutdown_grace_s=config.shutdown_grace_s,
     )
 
+    # Monitoring: counters for /metrics (which also reads the adapters at scrape time),
+    # and the runs in flight and recent text errors for the dashboard's "now" panel.
+    metrics = providers.Singleton(ServiceMetrics)
+    run_monitor = providers.Singleton(RunMonitor)
+
     gateway = providers.Singleton(
         ModelGateway,
         text=text_generator,
@@ -76,10 +86,15 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         clock=clock,
         list_attempts=config.list_attempts,
+        observers=providers.List(metrics, run_monitor),
+        request_id=providers.Object(current_request_id),
+        roster=roster,
     )
 
-    start_session = providers.Factory(StartSession, repository=repository, clock=clock)
-    save_session = providers.Factory(SaveSession, repository=repository, clock=clock)
+    start_session = providers.Factory(
+        StartSession, repository=repository, clock=clock, roster=roster
+    )
+    save_session = providers.Factory(SaveSession, repository=repository, clock=clock, roster=roster)
     rapid_divergence = providers.Factory(GenerateRapidDivergence, gateway=gateway)
     deep_divergence = providers.Factory(GenerateDeepDivergence, gateway=gateway)
     converge_select = providers.Factory(ConvergeSelect, gateway=gateway)

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from domain.errors import InvalidInput
+from domain.experiment import check_username
+
 PREFIX = "INSPILOT_"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +85,30 @@ def _choice(*allowed: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _participants(raw: str) -> tuple[str, ...]:
+    """Comma-separated usernames, or `@path` to a file with one per line (# starts a comment)."""
+    raw = raw.strip()
+    if not raw.startswith("@"):
+        return _list(raw)
+    path = Path(raw[1:]).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read the roster file {path}: {exc.strerror or exc}") from None
+    names = (line.split("#", 1)[0].strip() for line in lines)
+    return tuple(name for name in names if name)
+
+
+def _roster(raw: str) -> tuple[str, ...]:
+    names = _participants(raw)
+    for name in names:
+        try:
+            check_username(name)
+        except InvalidInput as exc:
+            raise ValueError(f"entry {name!r}: {exc.rule}") from None
+    return names
 
 
 def _log_level(raw: str) -> str:
@@ -207,7 +234,21 @@ class Settings:
     shutdown_grace_s: float = _setting(
         "30", _non_negative_float, "On SIGTERM, longest wait for queued records to be written."
     )
-    access_log: bool = _setting("false", _flag, "Log one line per HTTP request (uvicorn).")
+    access_log: bool = _setting(
+        "false", _flag, "Log one line per HTTP request, with its request id (inspilot.access)."
+    )
+    # -- operations and the study (issue 8) --
+    log_format: str = _setting(
+        "text",
+        _choice("text", "json"),
+        "text, or json: one JSON object per line for every line the service writes.",
+    )
+    participants: tuple[str, ...] = _setting(
+        "",
+        _roster,
+        "The study's roster: comma-separated usernames, or @path to a file with one per line "
+        "(empty: any username).",
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

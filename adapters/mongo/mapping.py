@@ -194,6 +194,7 @@ def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
         "finished_at": record.finished_at,
         "error": record.error,
         "error_type": record.error_type,
+        "request_id": record.request_id,
         # Research logs: a value JSON cannot express is kept as text rather than losing the record.
         "inputs": plan.ref(dump_json(record.inputs, lenient=True), "generation-json"),
         "result": plan.ref(dump_json(record.result, lenient=True), "generation-json"),
@@ -244,6 +245,7 @@ def decode_generation(document: Mapping[str, Any], files: Mapping[str, bytes]) -
         finished_at=document["finished_at"],
         error=document.get("error"),
         error_type=document.get("error_type"),
+        request_id=document.get("request_id"),
         inputs=load_json(resolve(document["inputs"], files)),
         result=load_json(resolve(document["result"], files)),
         text_steps=text_steps,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -19,8 +19,13 @@ from pymongo.errors import PyMongoError
 
 from adapters.mongo import mapping
 from adapters.mongo.blobs import LOAD_ATTEMPTS, BlobMissing, BlobStore
+from adapters.mongo.research_queries import (
+    chosen_record_ids,
+    chosen_usernames,
+    participant_summaries,
+)
 from adapters.mongo.sessions import SessionStore
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, ParticipantSummary, StudyFilter
 from domain.errors import StorageError
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord
@@ -228,6 +233,26 @@ class MongoExperimentRepository(ExperimentRepository):
             except BlobMissing:
                 return None
             return files[ref["h"]]
+
+    async def list_participants(self) -> Sequence[ParticipantSummary]:
+        with storage_errors("listing participants"):
+            return await participant_summaries(self._sessions, self._generations)
+
+    async def iter_sessions(self, study: StudyFilter) -> AsyncIterator[Experiment]:
+        with storage_errors("choosing sessions"):
+            usernames = await chosen_usernames(self._sessions, study)
+        for username in usernames:
+            experiment = await self.get(username)
+            if experiment is not None:  # deleted meanwhile
+                yield experiment
+
+    async def iter_generations(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
+        with storage_errors("choosing generation records"):
+            record_ids = await chosen_record_ids(self._generations, study)
+        for record_id in record_ids:
+            record = await self.get_generation(record_id, with_images=False)
+            if record is not None:
+                yield record
 
     async def _load_generations(
         self, query: Mapping[str, Any], limit: int, *, with_images: bool = True

@@ -61,6 +61,8 @@ class InstanceStats:
     consecutive_failures: int
     cooldown_remaining_s: float
     last_error: str | None
+    # Running estimate of one render (seconds); None until one has been timed.
+    render_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,4 +123,5 @@ class Instance:
             consecutive_failures=self.consecutive_failures,
             cooldown_remaining_s=0.0 if self.healthy else max(0.0, self.cooldown_until - now),
             last_error=self.last_error,
+            render_s=None if self.render_s is None else round(self.render_s, 3),
         )

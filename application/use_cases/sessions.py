@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from application.ports import Clock, ExperimentRepository
 from domain.errors import NotFound
-from domain.experiment import SCHEME_STAGES, Experiment, Scheme, Stage
+from domain.experiment import OPEN_ROSTER, SCHEME_STAGES, Experiment, Roster, Scheme, Stage
 
 
 @dataclass(frozen=True)
@@ -18,11 +18,15 @@ class StartSessionCommand:
 class StartSession:
     """Returns the participant's session, creating an empty one on the first call."""
 
-    def __init__(self, repository: ExperimentRepository, clock: Clock) -> None:
+    def __init__(
+        self, repository: ExperimentRepository, clock: Clock, roster: Roster = OPEN_ROSTER
+    ) -> None:
         self._repository = repository
         self._clock = clock
+        self._roster = roster
 
     async def execute(self, command: StartSessionCommand) -> Experiment:
+        self._roster.check(command.username)
         now = self._clock.now()
         fresh = Experiment(username=command.username, created_at=now, updated_at=now)
         return await self._repository.get_or_create(fresh)
@@ -50,11 +54,15 @@ class SaveSessionCommand:
 class SaveSession:
     """Saves a started session whole; an unknown participant is NotFound, nothing is created."""
 
-    def __init__(self, repository: ExperimentRepository, clock: Clock) -> None:
+    def __init__(
+        self, repository: ExperimentRepository, clock: Clock, roster: Roster = OPEN_ROSTER
+    ) -> None:
         self._repository = repository
         self._clock = clock
+        self._roster = roster
 
     async def execute(self, command: SaveSessionCommand) -> None:
+        self._roster.check(command.username)
         now = self._clock.now()
         if command.names_everything:
             # Nothing to merge, so the stored session (megabytes of sketches) is not read;

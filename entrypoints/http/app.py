@@ -5,19 +5,25 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from application.ports import Lifecycle
 from domain.errors import InsPilotError
 from entrypoints.container import Container, build_container
+from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
+from entrypoints.http.operations import health_live, health_ready, metrics
 from entrypoints.http.research import ResearchController
+from entrypoints.observability.requests import ObservedRequests
 
 logger = logging.getLogger("inspilot")
 
@@ -63,16 +69,37 @@ def create_app(container: Container | None = None) -> Litestar:
     container = container or build_container()
     container.prompts()  # loads and validates every template now, not on the first request
     config = container.config
-    return Litestar(
-        route_handlers=[LegacyController, ping_get, ping_post, ResearchController],
+    app = Litestar(
+        route_handlers=[
+            LegacyController,
+            ping_get,
+            ping_post,
+            ResearchController,
+            health_live,
+            health_ready,
+            metrics,
+            DashboardController,
+        ],
+        template_config=TemplateConfig(
+            directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
+        ),
         lifespan=[_lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(
             allow_origins=list(config.cors_origins()),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization"],
+            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         ),
         openapi_config=OpenAPIConfig(title="InsPilot API", version="0.1.0", path="/schema"),
         request_max_body_size=config.max_body_mb() * 1024 * 1024,
         state=State({"container": container}),
+        # Logging is configured once by `inspilot serve` (entrypoints/observability/logs.py);
+        # Litestar's own config would replace the root handler and its format.
+        logging_config=None,
     )
+    # Outermost, around routing and error mapping: unknown routes are observed too.
+    app.asgi_handler = ObservedRequests(
+        app.asgi_handler, container.metrics, access_log=config.access_log()
+    )
+    return app

@@ -19,6 +19,7 @@ from domain.errors import (
     ModelTimeout,
     ModelUnavailable,
     NotFound,
+    NotPermitted,
     StorageError,
 )
 from entrypoints.http.disconnect import ClientGone
@@ -61,6 +62,7 @@ _ERROR_STATUS: tuple[tuple[type[InsPilotError], int, int], ...] = (
     (ClientGone, 499, CODE_INVALID),
     (InvalidInput, 400, CODE_INVALID),
     (NotFound, 404, CODE_INVALID),
+    (NotPermitted, 403, CODE_INVALID),
     (ModelUnavailable, 503, CODE_MODEL_FAILURE),
     (ModelTimeout, 504, CODE_MODEL_FAILURE),
     (ContentRejected, 422, CODE_MODEL_FAILURE),

@@ -1,37 +1,26 @@
 """The researchers' read-only API (`/api/v1`): sessions, generation records and images.
 
 Participants' sketches and answers are research data, so the API is off unless
-`INSPILOT_RESEARCH_TOKEN` is set, and every call must send it as a bearer token.
+`INSPILOT_RESEARCH_TOKEN` is set, and every call must send it as a bearer token (or
+come from the dashboard, whose cookie holds it).
 """
 
 from __future__ import annotations
 
-import hmac
+from datetime import datetime
 from typing import Any, ClassVar
 
 from litestar import Controller, MediaType, Request, Response, get
-from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
+from litestar.response import Stream
 
 from application.use_cases.research import ListGenerationsQuery
 from domain.experiment import check_username
 from domain.images import sniff_image_type
+from entrypoints.export.archive import stream_study, study_filter
+from entrypoints.http.access import require_research_token
 from entrypoints.http.envelope import envelope
 from entrypoints.http.presenters import present_record, present_session
-
-
-def require_research_token(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    expected: str = connection.app.state.container.config.research_token()
-    if not expected:
-        raise PermissionDeniedException("the research API is off: set INSPILOT_RESEARCH_TOKEN")
-    sent = connection.headers.get("authorization", "")
-    scheme, _, token = sent.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
 
 
 def _container(request: Request[Any, Any, Any]) -> Any:
@@ -84,3 +73,21 @@ class ResearchController(Controller):
         """The picture an image step produced, as the model returned it."""
         data = await _container(request).get_generation_image().execute(record_id, step_id)
         return Response(data, media_type=sniff_image_type(data) or MediaType.TEXT)
+
+    @get("/export", operation_id="exportStudy", media_type="application/zip")
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        username: FromQuery[list[str] | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+    ) -> Stream:
+        """The study as a zip (CSV tables, datapackage.json, sessions, records, pictures),
+        streamed as it is built; `username` may repeat."""
+        study = study_filter(username, since, until)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Stream(
+            stream_study(_container(request).repository(), study),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="inspilot-study-{stamp}.zip"'},
+        )

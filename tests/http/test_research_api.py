@@ -80,8 +80,13 @@ def test_records_show_every_step_and_link_their_images(research_client: TestClie
     steps = {step["name"].rsplit("/", 1)[-1] for step in record["textSteps"]}
     assert steps == {"products", "places", "scene_prompts", "concepts"}
     assert all(step["prompt"] and step["rawAnswer"] for step in record["textSteps"])
+    assert all(
+        step["template"] == step["name"] + ".txt" and len(step["templateVersion"]) == 16
+        for step in record["textSteps"]
+    )
     assert len(record["imageSteps"]) == 2
     for step in record["imageSteps"]:
+        assert step["template"] == "paint/images/scene" and step["templateVersion"]
         image = client.get(step["imageUrl"], headers=AUTH)
         assert image.status_code == 200 and image.headers["content-type"] == "image/png"
         assert image.content.startswith(b"\x89PNG")

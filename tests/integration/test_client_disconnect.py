@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
@@ -19,12 +16,7 @@ from entrypoints.settings import Settings
 from tests.fakes.inspilot_responder import inspilot_responder
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.sdapi_server import fake_sd_instances
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.fakes.uvicorn_thread import served
 
 
 @pytest.fixture
@@ -45,21 +37,8 @@ def served_app() -> Iterator[tuple[Any, str]]:
             }
         )
         app = create_app(build_container(settings))
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        try:
-            yield app, f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        with served(app) as url:
+            yield app, url
 
 
 def test_a_client_that_leaves_frees_its_slots_and_the_run_is_recorded(

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.mongo import MongoExperimentRepository
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, StudyFilter
 from domain.errors import NotFound
 from domain.experiment import SCHEME_STAGES, Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
@@ -113,17 +113,35 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
         outcome=Outcome.SUCCEEDED,
         text_steps=(
             TextStep(
-                "rapid_divergence/products", "请给出2个产品", at, at, 1, "伞#杯", ("伞", "杯")
+                "rapid_divergence/products",
+                "请给出2个产品",
+                at,
+                at,
+                1,
+                "伞#杯",
+                ("伞", "杯"),
+                template="paint/rapid_divergence/products.txt",
+                template_version="0123456789abcdef",
             ),
         ),
         image_steps=(
             ImageStep(
-                "scene", "a beach", "text", at, at, image=image, seed=3_000_000_000, model="sdxl"
+                "scene",
+                "a beach",
+                "text",
+                at,
+                at,
+                image=image,
+                seed=3_000_000_000,
+                model="sdxl",
+                template="paint/images/scene",
+                template_version="fedcba9876543210",
             ),
             ImageStep("scene", "a cafe", "text", at, at, error="timeout"),
         ),
         result={"count": 2, "result": [{"type": 0, "items": []}]},
         username=username,
+        request_id=f"req-{n}",
     )
 
 
@@ -191,3 +209,77 @@ async def test_one_record_can_be_read_without_its_images(repository: ExperimentR
     light = await repository.get_generation(original.id, with_images=False)
     assert light is not None and [step.image for step in light.image_steps] == [None, None]
     assert light.inputs == original.inputs and light.text_steps == original.text_steps
+
+
+async def test_participants_are_listed_with_their_generation_counts(
+    repository: ExperimentRepository,
+) -> None:
+    assert list(await repository.list_participants()) == []
+    await repository.get_or_create(Experiment(username="zoe", created_at=T0, updated_at=T0))
+    ana = await repository.get_or_create(Experiment(username="ana", created_at=T0))
+    big_sketch = {"name": "伞", "canvasImage": "data:image/png;base64," + "A" * 300_000}
+    later = T0 + timedelta(hours=1)
+    await repository.save(
+        ana.with_saved_state(
+            current_stage=Stage.DEEP_DIVERGENCE,
+            design_task="设计一款雨伞",
+            schemes={Stage.RAPID_DIVERGENCE: (big_sketch,)},
+            at=later,
+        )
+    )
+    for n in (1, 5):
+        await repository.add_generation(record(n, "ana"))
+    await repository.add_generation(
+        GenerationRecord(Pipeline.DEEP_DIVERGENCE, {}, T0, T0, Outcome.FAILED, username="ana")
+    )
+    await repository.add_generation(record(9, None))  # the front end sends no username
+    ana_summary, zoe_summary = await repository.list_participants()
+    assert ana_summary.username == "ana" and ana_summary.current_stage is Stage.DEEP_DIVERGENCE
+    assert ana_summary.design_task == "设计一款雨伞"
+    assert (ana_summary.created_at, ana_summary.updated_at) == (T0, later)
+    assert (ana_summary.generations, ana_summary.failures) == (3, 1)
+    assert ana_summary.last_generation_at == T0 + timedelta(minutes=5)
+    assert ana_summary.last_activity == later
+    assert (zoe_summary.username, zoe_summary.generations, zoe_summary.failures) == ("zoe", 0, 0)
+    assert zoe_summary.last_generation_at is None and zoe_summary.last_activity == T0
+
+
+async def test_a_study_is_read_one_session_and_one_record_at_a_time(
+    repository: ExperimentRepository,
+) -> None:
+    for n, username in enumerate(("cy", "ana", "bo")):
+        started = await repository.get_or_create(Experiment(username=username, created_at=T0))
+        at = T0 + timedelta(days=n)
+        await repository.save(
+            started.with_saved_state(
+                current_stage=Stage.RAPID_DIVERGENCE,
+                design_task="任务",
+                schemes={Stage.RAPID_DIVERGENCE: (scheme(f"{username}-1"),)},
+                at=at,
+            )
+        )
+    records = [record(n, ("ana", "bo", None)[n % 3], image=PNG) for n in range(6)]
+    for r in reversed(records):
+        await repository.add_generation(r)
+
+    async def sessions(study: StudyFilter) -> list[str]:
+        return [e.username async for e in repository.iter_sessions(study)]
+
+    async def generations(study: StudyFilter) -> list[str]:
+        return [r.id async for r in repository.iter_generations(study)]
+
+    assert await sessions(StudyFilter()) == ["ana", "bo", "cy"]
+    whole = [e async for e in repository.iter_sessions(StudyFilter(frozenset({"bo"})))]
+    assert [s["name"] for s in whole[0].schemes_of(Stage.RAPID_DIVERGENCE)] == ["bo-1"]
+    day1, day2 = T0 + timedelta(days=1), T0 + timedelta(days=2)
+    assert await sessions(StudyFilter(since=day1)) == ["ana", "bo"]
+    assert await sessions(StudyFilter(until=day1)) == ["cy"]
+    assert await sessions(StudyFilter(frozenset({"ana", "cy"}), since=day1, until=day2)) == ["ana"]
+
+    assert await generations(StudyFilter()) == [r.id for r in records]  # oldest first
+    assert await generations(StudyFilter(frozenset({"ana"}))) == [records[0].id, records[3].id]
+    window = StudyFilter(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=4))
+    assert await generations(window) == [records[2].id, records[3].id]
+    loaded = [r async for r in repository.iter_generations(StudyFilter(frozenset({"bo"})))]
+    assert [step.image for r in loaded for step in r.image_steps] == [None] * 4
+    assert loaded[0].text_steps == records[1].text_steps

@@ -98,3 +98,25 @@ def test_template_override_changes_the_request(prompt_copy: Path) -> None:
     options.write_text("[scene]\nwidth = 768\nsteps = 20\n", encoding="utf-8")
     request = _catalog(prompt_copy).image_template(SCENE_IMAGES).request_for("x")
     assert (request.width, request.height, request.steps) == (768, 576, 20)
+
+
+def test_versions_name_the_file_and_change_only_with_its_content(prompt_copy: Path) -> None:
+    before = _catalog(prompt_copy)
+    products = "paint/rapid_divergence/products"
+    assert before.version(products).path == "paint/rapid_divergence/products.txt"
+    assert _catalog(prompt_copy).version(products) == before.version(products)
+    path = prompt_copy / "paint/rapid_divergence/products.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\n请简洁。", encoding="utf-8")
+    options = prompt_copy / "paint/images/options.toml"
+    text = options.read_text(encoding="utf-8")
+    options.write_text(text.replace("[product]", "[product]\nsteps = 41"), encoding="utf-8")
+    after = _catalog(prompt_copy)
+    assert after.version(products).digest != before.version(products).digest
+    places = "paint/rapid_divergence/places"
+    assert after.version(places) == before.version(places)
+    scene, product = (
+        (before.image_template(kind).version, after.image_template(kind).version)
+        for kind in (SCENE_IMAGES, PRODUCT_IMAGES)
+    )
+    assert scene[0] == scene[1] and scene[0] is not None and scene[0].path == SCENE_IMAGES
+    assert product[0] != product[1]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from application.generation_run import ModelGateway
+from application.steps import SCENE_IMAGES
 from application.use_cases.converge_expand import ConvergeExpand, ConvergeExpandCommand
 from application.use_cases.converge_select import (
     ConvergeSelect,
@@ -293,3 +295,19 @@ async def test_saving_a_never_started_participant_is_not_found() -> None:
         with pytest.raises(NotFound):
             await SaveSession(repository, TickingClock()).execute(command)
     assert await repository.get("ghost") is None
+
+
+async def test_every_step_records_its_template_and_version(
+    gateway: ModelGateway,
+    repository: InMemoryExperimentRepository,
+    prompts: FilesystemPromptCatalog,
+) -> None:
+    await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("任务", 2))
+    (record,) = await repository.list_generations()
+    for step in record.text_steps:
+        version = prompts.version(step.name)
+        assert (step.template, step.template_version) == (version.path, version.digest)
+    scene = prompts.image_template(SCENE_IMAGES).version
+    assert scene is not None and len(record.image_steps) == 2
+    for image in record.image_steps:
+        assert (image.template, image.template_version) == (scene.path, scene.digest)

@@ -1,0 +1,219 @@
+"""The export's CSV tables: their columns, types (for datapackage.json) and rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.experiment import Experiment, Stage
+from domain.generation import GenerationRecord, ImageStep, TextStep
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    fields: tuple[tuple[str, str], ...]  # (column, Frictionless type)
+    primary_key: tuple[str, ...]
+
+    @property
+    def path(self) -> str:
+        return f"{self.name}.csv"
+
+    @property
+    def columns(self) -> list[str]:
+        return [name for name, _ in self.fields]
+
+
+SESSIONS = Table(
+    "sessions",
+    (
+        ("username", "string"),
+        ("stage", "string"),
+        ("design_task", "string"),
+        ("rapid_schemes", "integer"),
+        ("deep_schemes", "integer"),
+        ("convergence_schemes", "integer"),
+        ("created_at", "datetime"),
+        ("updated_at", "datetime"),
+    ),
+    ("username",),
+)
+GENERATIONS = Table(
+    "generations",
+    (
+        ("generation_id", "string"),
+        ("username", "string"),
+        ("pipeline", "string"),
+        ("started_at", "datetime"),
+        ("duration_s", "number"),
+        ("outcome", "string"),
+        ("error", "string"),
+        ("request_id", "string"),
+        ("text_models", "string"),
+        ("image_models", "string"),
+        ("images", "integer"),
+    ),
+    ("generation_id",),
+)
+TEXT_STEPS = Table(
+    "text_steps",
+    (
+        ("generation_id", "string"),
+        ("step", "string"),
+        ("attempt", "integer"),
+        ("template", "string"),
+        ("template_version", "string"),
+        ("prompt", "string"),
+        ("answer", "string"),
+        ("items", "string"),
+        ("model", "string"),
+        ("seconds", "number"),
+    ),
+    (),
+)
+IMAGES = Table(
+    "images",
+    (
+        ("generation_id", "string"),
+        ("step_id", "string"),
+        ("kind", "string"),
+        ("prompt", "string"),
+        ("negative_prompt", "string"),
+        ("seed", "integer"),
+        ("model", "string"),
+        ("instance", "string"),
+        ("template", "string"),
+        ("template_version", "string"),
+        ("seconds", "number"),
+        ("file", "string"),
+    ),
+    ("generation_id", "step_id"),
+)
+TABLES = (SESSIONS, GENERATIONS, TEXT_STEPS, IMAGES)
+
+# Where each stage's sketches go in file names: ASCII, as in sessions.csv's columns.
+STAGE_FILES = {
+    Stage.RAPID_DIVERGENCE: "rapid_divergence",
+    Stage.DEEP_DIVERGENCE: "deep_divergence",
+    Stage.CONVERGENCE: "convergence",
+}
+_FOREIGN_KEYS = {
+    "text_steps": "generations",
+    "images": "generations",
+}
+
+
+def timestamp(value: datetime | None) -> str:
+    """ISO 8601 in UTC with a Z, the form spreadsheets, pandas and R all parse."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _seconds(started: datetime, finished: datetime) -> str:
+    return f"{(finished - started).total_seconds():.3f}"
+
+
+def _distinct(values: list[str | None]) -> str:
+    return ";".join(dict.fromkeys(value for value in values if value))
+
+
+def session_row(experiment: Experiment) -> list[Any]:
+    counts = [len(experiment.schemes_of(stage)) for stage in STAGE_FILES]
+    return [
+        experiment.username,
+        experiment.current_stage.value,
+        experiment.design_task,
+        *counts,
+        timestamp(experiment.created_at),
+        timestamp(experiment.updated_at),
+    ]
+
+
+def generation_row(record: GenerationRecord, images: int) -> list[Any]:
+    return [
+        record.id,
+        record.username or "",
+        record.pipeline.value,
+        timestamp(record.started_at),
+        f"{record.duration_s:.3f}",
+        record.outcome.value,
+        record.error or "",
+        record.request_id or "",
+        _distinct([step.model for step in record.text_steps]),
+        _distinct([step.model for step in record.image_steps]),
+        images,
+    ]
+
+
+def text_step_row(record: GenerationRecord, step: TextStep) -> list[Any]:
+    return [
+        record.id,
+        step.name,
+        step.attempt,
+        step.template or "",
+        step.template_version or "",
+        step.prompt,
+        step.raw_answer or "",
+        "#".join(step.items),
+        step.model or "",
+        _seconds(step.started_at, step.finished_at),
+    ]
+
+
+def image_row(record: GenerationRecord, step: ImageStep, file: str) -> list[Any]:
+    return [
+        record.id,
+        step.id,
+        step.name.rsplit("/", 1)[-1],
+        step.prompt,
+        step.negative_prompt,
+        "" if step.seed is None else step.seed,
+        step.model or "",
+        step.instance or "",
+        step.template or "",
+        step.template_version or "",
+        _seconds(step.started_at, step.finished_at),
+        file,
+    ]
+
+
+def datapackage(created: datetime) -> dict[str, Any]:
+    """A Frictionless Tabular Data Package: tools load the tables without our code."""
+    resources = []
+    for table in TABLES:
+        schema: dict[str, Any] = {
+            "fields": [
+                {"name": name, "type": kind, **({"format": "any"} if kind == "datetime" else {})}
+                for name, kind in table.fields
+            ],
+            "missingValues": [""],
+        }
+        if table.primary_key:
+            schema["primaryKey"] = list(table.primary_key)
+        if table.name in _FOREIGN_KEYS:
+            schema["foreignKeys"] = [
+                {
+                    "fields": "generation_id",
+                    "reference": {"resource": _FOREIGN_KEYS[table.name], "fields": "generation_id"},
+                }
+            ]
+        resources.append(
+            {
+                "name": table.name,
+                "path": table.path,
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "schema": schema,
+            }
+        )
+    return {
+        "profile": "tabular-data-package",
+        "name": "inspilot-study",
+        "title": "InsPilot study export",
+        "created": timestamp(created),
+        "resources": resources,
+    }

@@ -1,0 +1,47 @@
+"""Who may read research data: the research token, as a bearer header or the dashboard's cookie.
+
+The dashboard keeps the token in an HttpOnly, SameSite=Strict cookie: page scripts cannot
+read it and other sites cannot make the browser send it, so the same check serves both.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+COOKIE = "inspilot_research"
+OFF_MESSAGE = "the research API is off: set INSPILOT_RESEARCH_TOKEN"
+
+Connection = ASGIConnection[Any, Any, Any, Any]
+
+
+def research_token(connection: Connection) -> str:
+    token: str = connection.app.state.container.config.research_token()
+    return token
+
+
+def matches(sent: str | None, expected: str) -> bool:
+    return bool(sent) and hmac.compare_digest(str(sent).encode(), expected.encode())
+
+
+def bearer(connection: Connection) -> str | None:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" else None
+
+
+def cookie_holds_token(connection: Connection) -> bool:
+    expected = research_token(connection)
+    return bool(expected) and matches(connection.cookies.get(COOKIE), expected)
+
+
+def require_research_token(connection: Connection, _: BaseRouteHandler) -> None:
+    expected = research_token(connection)
+    if not expected:
+        raise PermissionDeniedException(OFF_MESSAGE)
+    if matches(bearer(connection), expected) or cookie_holds_token(connection):
+        return
+    raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")

@@ -1,0 +1,178 @@
+"""What the dashboard shows, as plain dicts for the templates and the "now" panel's JSON."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from application.monitoring import RunMonitor
+from application.ports import ParticipantSummary
+from domain.experiment import SCHEME_STAGES, Experiment, Scheme
+from domain.generation import GenerationRecord
+from entrypoints.observability.sources import endpoint_stats, pool_stats, record_queue
+
+# Only pictures the browser renders inertly are put in <img src>; anything else is omitted.
+_IMAGE_DATA_PREFIXES = ("data:image/png;", "data:image/jpeg;", "data:image/webp;")
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "–"
+
+
+def seconds(started: datetime, finished: datetime) -> str:
+    return f"{(finished - started).total_seconds():.2f}"
+
+
+def participant_rows(summaries: Sequence[ParticipantSummary]) -> list[dict[str, Any]]:
+    """Most recently active first: during a session that is who the researcher watches."""
+    ordered = sorted(
+        summaries,
+        key=lambda s: s.last_activity or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
+    return [
+        {
+            "username": s.username,
+            "stage": s.current_stage.value,
+            "task": s.design_task,
+            "last_activity": when(s.last_activity),
+            "generations": s.generations,
+            "failures": s.failures,
+        }
+        for s in ordered
+    ]
+
+
+def _sketch(scheme: Scheme, number: int) -> dict[str, Any]:
+    image = scheme.get("canvasImage")
+    svg = scheme.get("canvasSvg")
+    source = None
+    if isinstance(image, str) and image.startswith(_IMAGE_DATA_PREFIXES):
+        source = image
+    elif isinstance(svg, str) and svg.strip():
+        # An SVG inside <img> is inert: no scripts, no external loads.
+        source = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    texts = scheme.get("texts")
+    notes = [
+        str(item.get("text", ""))
+        for item in (texts if isinstance(texts, list) else [])
+        if isinstance(item, dict)
+    ]
+    return {
+        "number": number,
+        "name": str(scheme.get("name", "")),
+        "image": source,
+        "notes": [note for note in notes if note.strip()],
+    }
+
+
+def sketches_by_stage(experiment: Experiment) -> list[dict[str, Any]]:
+    return [
+        {
+            "stage": stage.value,
+            "sketches": [
+                _sketch(scheme, n) for n, scheme in enumerate(experiment.schemes_of(stage), 1)
+            ],
+        }
+        for stage in SCHEME_STAGES
+    ]
+
+
+def generation_view(record: GenerationRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "pipeline": record.pipeline.value,
+        "username": record.username,
+        "request_id": record.request_id,
+        "outcome": record.outcome.value,
+        "error": record.error,
+        "started": when(record.started_at),
+        "duration": f"{record.duration_s:.2f}",
+        "inputs": {key: value for key, value in record.inputs.items() if key != "designImage"},
+        "text_steps": [
+            {
+                "name": step.name,
+                "attempt": step.attempt,
+                "template": step.template,
+                "version": step.template_version,
+                "model": step.model,
+                "seconds": seconds(step.started_at, step.finished_at),
+                "prompt": step.prompt,
+                "answer": step.raw_answer,
+                "parsed": list(step.items),
+                "error": step.error,
+            }
+            for step in record.text_steps
+        ],
+        "image_steps": [
+            {
+                "url": None if step.error else f"/api/v1/generations/{record.id}/images/{step.id}",
+                "name": step.name,
+                "prompt": step.prompt,
+                "negative": step.negative_prompt,
+                "seed": step.seed,
+                "instance": step.instance,
+                "template": step.template,
+                "version": step.template_version,
+                "seconds": seconds(step.started_at, step.finished_at),
+                "error": step.error,
+            }
+            for step in record.image_steps
+        ],
+    }
+
+
+def now_panel(container: Any) -> dict[str, Any]:
+    """Runs in flight, the SD pool, the text model's recent errors, the record queue."""
+    monitor: RunMonitor = container.run_monitor()
+    now = datetime.now(UTC)
+    settings = container.settings()
+    stats = pool_stats(container.image_generator())
+    writer = record_queue(container)
+    return {
+        "at": now.isoformat(timespec="seconds"),
+        "in_flight": [
+            {
+                "id": run.id,
+                "pipeline": run.pipeline.value,
+                "username": run.username,
+                "request_id": run.request_id,
+                "elapsed_s": round((now - run.started_at).total_seconds(), 1),
+            }
+            for run in monitor.in_flight()
+        ],
+        "sd": {
+            "backend": settings.images_backend,
+            "queue": stats.queue_length if stats else 0,
+            "instances": [
+                {
+                    "instance": item.instance,
+                    "healthy": item.healthy,
+                    "busy": item.busy,
+                    "slots": item.slots,
+                    "render_s": item.render_s,
+                    "jobs": item.jobs,
+                    "failures": item.failures,
+                    "last_error": item.last_error,
+                }
+                for item in (stats.instances if stats else ())
+            ],
+        },
+        "text": {
+            "backend": settings.text_backend,
+            "recent_errors": [
+                {
+                    "at": when(error.at),
+                    "step": error.step,
+                    "error": error.error,
+                    "model": error.model,
+                    "generation_id": error.generation_id,
+                }
+                for error in monitor.recent_text_errors()
+            ],
+            "endpoints": endpoint_stats(container.text_generator()),
+        },
+        "records": ({"queue": writer.depth(), "failures": writer.failures()} if writer else None),
+    }

@@ -1,0 +1,91 @@
+"""Readiness: can this process serve a participant now? One check per dependency.
+
+The SD check reads the pool's own view, which its health probes keep current, so
+readiness follows an instance going down or coming back within one probe interval
+without probing anything itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import InsPilotError
+from entrypoints.observability.sources import pool_stats
+
+# A username no participant can have (check_username refuses a leading '$'): reading it
+# asks the store a real question without ever touching study data.
+_PROBE_USERNAME = "$health"
+STORAGE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+async def check_storage(container: Any) -> Check:
+    repository = container.repository()
+    name = type(repository).__name__
+    try:
+        async with asyncio.timeout(STORAGE_TIMEOUT_S):
+            await repository.get(_PROBE_USERNAME)
+    except TimeoutError:
+        return Check(False, f"{name}: no answer within {STORAGE_TIMEOUT_S:.0f}s")
+    except InsPilotError as exc:
+        return Check(False, f"{name}: {exc.message}")
+    return Check(True, f"{name} answers")
+
+
+def check_prompts(container: Any) -> Check:
+    try:
+        catalog = container.prompts()
+    except Exception as exc:  # the app refuses to start on a bad template; this is belt and braces
+        return Check(False, f"templates cannot be loaded: {exc}")
+    directory = getattr(catalog, "directory", None)
+    return Check(True, f"templates loaded from {directory}" if directory else "templates loaded")
+
+
+def check_sd(container: Any) -> Check:
+    settings = container.settings()
+    if settings.images_backend != "sd":
+        return Check(True, f"{settings.images_backend} image backend: no instances to probe")
+    stats = pool_stats(container.image_generator())
+    if stats is None:
+        return Check(False, "the image generator reports no pool")
+    healthy = [item.instance for item in stats.instances if item.healthy]
+    total = len(stats.instances)
+    if not healthy:
+        return Check(False, f"0 of {total} SD instances healthy")
+    return Check(True, f"{len(healthy)} of {total} SD instances healthy")
+
+
+def check_text(container: Any) -> Check:
+    settings = container.settings()
+    backend = settings.text_backend
+    if backend == "demo":
+        return Check(True, "demo text model")
+    if backend == "azure":
+        configured = bool(settings.azure_openai_endpoint and settings.azure_openai_deployment)
+        model = settings.azure_openai_deployment
+    else:
+        configured = bool(settings.openai_model)
+        model = settings.openai_model
+    if not configured:
+        return Check(False, f"{backend} text backend is not configured")
+    return Check(True, f"{backend} text model {model} configured")
+
+
+async def readiness(container: Any) -> tuple[bool, dict[str, Check]]:
+    checks = {
+        "storage": await check_storage(container),
+        "prompts": check_prompts(container),
+        "sd": check_sd(container),
+        "text": check_text(container),
+    }
+    return all(check.ok for check in checks.values()), checks

@@ -1,0 +1,203 @@
+"""Prometheus metrics: counters fed by requests and finished runs, pool figures read at scrape.
+
+Labels never carry participant data: routes are templates (`/api/v1/sessions/{username}`),
+never paths, and nothing is labelled by username or task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from application.ports import GenerationObserver, RunStarted
+from domain.generation import GenerationRecord, TextStep
+from entrypoints.observability.sources import endpoint_stats, pool_stats, record_queue
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNMATCHED_ROUTE = "unmatched"
+
+_GENERATION_BUCKETS = (1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+_TEXT_STEP_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
+
+
+def text_step_outcome(step: TextStep) -> str:
+    """succeeded; unusable (an answer the parser could not fit); failed (no answer)."""
+    if step.error is None:
+        return "succeeded"
+    return "unusable" if step.raw_answer is not None else "failed"
+
+
+def generation_outcome(record: GenerationRecord) -> str:
+    if record.error_type == "CancelledError":
+        return "abandoned"
+    return record.outcome.value
+
+
+class ServiceMetrics(GenerationObserver):
+    """One registry per app, so several apps (tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "inspilot_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "inspilot_http_request_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.generations = Counter(
+            "inspilot_generations",
+            "Pipeline runs finished, by pipeline and outcome (succeeded, failed, abandoned).",
+            ["pipeline", "outcome"],
+            registry=self.registry,
+        )
+        self.generation_seconds = Histogram(
+            "inspilot_generation_seconds",
+            "Duration of a pipeline run, by pipeline.",
+            ["pipeline"],
+            buckets=_GENERATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "inspilot_generations_in_flight",
+            "Pipeline runs started and not finished.",
+            registry=self.registry,
+        )
+        self.text_steps = Counter(
+            "inspilot_text_steps",
+            "Text model attempts, by outcome (succeeded, unusable, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.text_step_seconds = Histogram(
+            "inspilot_text_step_seconds",
+            "Duration of one text model attempt.",
+            buckets=_TEXT_STEP_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_seconds.labels(route).observe(seconds)
+
+    def run_started(self, run: RunStarted) -> None:
+        self.in_flight.inc()
+
+    def run_finished(self, record: GenerationRecord) -> None:
+        self.in_flight.dec()
+        pipeline = record.pipeline.value
+        self.generations.labels(pipeline, generation_outcome(record)).inc()
+        self.generation_seconds.labels(pipeline).observe(max(record.duration_s, 0.0))
+        for step in record.text_steps:
+            self.text_steps.labels(text_step_outcome(step)).inc()
+            seconds = (step.finished_at - step.started_at).total_seconds()
+            self.text_step_seconds.observe(max(seconds, 0.0))
+
+    def exposition(self, container: Any) -> bytes:
+        """Counters kept here, then what the container's adapters report right now."""
+        scraped = CollectorRegistry()
+        scraped.register(_ScrapeTimeCollector(container))
+        return generate_latest(self.registry) + generate_latest(scraped)
+
+
+class _ScrapeTimeCollector(Collector):
+    """Figures the adapters already keep, read when Prometheus scrapes: the SD pool's hot
+    path carries no metrics code, and the figures cannot drift from what the pool decides."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _sd_families(pool_stats(self._container.image_generator()))
+        yield from _record_families(record_queue(self._container))
+        yield from _text_endpoint_families(endpoint_stats(self._container.text_generator()))
+
+
+def _sd_families(stats: Any | None) -> Iterable[Metric]:
+    healthy = GaugeMetricFamily(
+        "inspilot_sd_instance_healthy",
+        "1 when the SD instance passes its probes.",
+        labels=["instance"],
+    )
+    busy = GaugeMetricFamily(
+        "inspilot_sd_instance_busy", "Slots of the SD instance rendering now.", labels=["instance"]
+    )
+    jobs = CounterMetricFamily(
+        "inspilot_sd_jobs",
+        "Jobs an SD instance finished, by outcome (succeeded, failed, cancelled).",
+        labels=["instance", "outcome"],
+    )
+    render = SummaryMetricFamily(
+        "inspilot_sd_render_seconds",
+        "Time an SD instance's slot was held per finished job.",
+        labels=["instance"],
+    )
+    queue = GaugeMetricFamily("inspilot_sd_queue_depth", "Image jobs waiting for a free slot.")
+    wait = SummaryMetricFamily(
+        "inspilot_sd_queue_wait_seconds", "Time image jobs waited for a slot."
+    )
+    if stats is not None:
+        waited_s = 0.0
+        started = 0
+        for item in stats.instances:
+            label = [item.instance]
+            finished = max(item.jobs - item.busy, 0)
+            healthy.add_metric(label, 1.0 if item.healthy else 0.0)
+            busy.add_metric(label, item.busy)
+            succeeded = max(finished - item.failures - item.cancelled, 0)
+            jobs.add_metric([item.instance, "succeeded"], succeeded)
+            jobs.add_metric([item.instance, "failed"], item.failures)
+            jobs.add_metric([item.instance, "cancelled"], item.cancelled)
+            render.add_metric(label, count_value=finished, sum_value=item.busy_s)
+            waited_s += item.queue_wait_total_s
+            started += item.jobs
+        queue.add_metric([], stats.queue_length)
+        wait.add_metric([], count_value=started, sum_value=waited_s)
+    return (healthy, busy, jobs, render, queue, wait)
+
+
+def _record_families(writer: Any | None) -> Iterable[Metric]:
+    depth = GaugeMetricFamily(
+        "inspilot_record_queue_depth", "Generation records waiting to be written."
+    )
+    failures = CounterMetricFamily(
+        "inspilot_record_failures", "Generation records the writer could not store."
+    )
+    if writer is not None:
+        depth.add_metric([], writer.depth())
+        failures.add_metric([], writer.failures())
+    return (depth, failures)
+
+
+def _text_endpoint_families(rows: list[dict[str, Any]]) -> Iterable[Metric]:
+    """Each numeric field of the text adapter's per-endpoint stats becomes
+    `inspilot_text_endpoint_<field>{endpoint}`; the adapter decides what it counts."""
+    families: dict[str, GaugeMetricFamily] = {}
+    for row in rows:
+        endpoint = str(row.get("endpoint", ""))
+        for key, value in row.items():
+            if key == "endpoint" or not isinstance(value, int | float):
+                continue
+            family = families.get(key)
+            if family is None:
+                family = families[key] = GaugeMetricFamily(
+                    f"inspilot_text_endpoint_{key}",
+                    f"Text endpoint figure '{key}' as the text adapter reports it.",
+                    labels=["endpoint"],
+                )
+            family.add_metric([endpoint], float(value))
+    return families.values()

@@ -1,0 +1,137 @@
+"""The dashboard in a real browser: Debian's Chromium driven through Playwright's Python API.
+
+The app is served by uvicorn on loopback; a session and a generation are made through
+the legacy endpoints, then the browser logs in and must see them, pictures included.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from entrypoints.container import build_container
+from entrypoints.http.app import create_app
+from tests.fakes.uvicorn_thread import served
+from tests.http.conftest import SKETCH, memory_settings
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = "browser-secret"
+TIMEOUT_MS = 15_000
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="Chromium is not installed (`.ci/run` installs it: apt-get install -y chromium)",
+)
+
+
+@pytest.fixture
+def service() -> Iterator[str]:
+    container = build_container(memory_settings(INSPILOT_RESEARCH_TOKEN=TOKEN))
+    with served(create_app(container)) as url:
+        yield url
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _legacy_session(url: str) -> None:
+    scheme = {
+        "name": "折叠伞",
+        "canvasImage": SKETCH,
+        "paths": [],
+        "texts": [{"text": "单手开合", "position": {"x": 3, "y": 4}}],
+    }
+    save = {
+        "username": "p07",
+        "data": {
+            "designSchemes": {"准备": None, "快速发散": [scheme], "深入发散": [], "收敛": []},
+            "designTask": "为通勤者设计雨具",
+            "currentStage": "快速发散",
+        },
+    }
+    generate = {
+        "appid": 0,
+        "type": 0,
+        "username": "p07",
+        "prompts": {"task": "为通勤者设计雨具", "num": 2},
+    }
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for path, body in (("/paint/start", {"username": "p07"}), ("/paint/save", save)):
+            assert client.post(path, json=body).json()["success"] is True
+        assert client.post("/generate", json=generate, headers={"X-Request-ID": "req-p07"}).json()[
+            "success"
+        ]
+
+
+def _loaded_pictures(page: Any, selector: str) -> list[int]:
+    return page.eval_on_selector_all(
+        selector, "images => images.map(image => image.complete ? image.naturalWidth : 0)"
+    )
+
+
+def test_a_legacy_generation_shows_on_the_dashboard(service: str, browser: Any) -> None:
+    _legacy_session(service)
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+
+    page.goto(f"{service}/dashboard")
+    assert page.url.endswith("/dashboard/login")  # nothing shown without the token
+    assert page.locator("#participants").count() == 0
+    page.fill("#token", "wrong")
+    page.click("button[type=submit]")
+    assert "not the research token" in page.inner_text("#error")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{service}/dashboard")
+
+    (cookie,) = [c for c in context.cookies() if c["name"] == "inspilot_research"]
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""  # scripts cannot read the token
+
+    row = page.locator('#participants tr[data-username="p07"]')
+    assert row.locator("td.generations").inner_text() == "1"
+    assert "快速发散" in row.inner_text()
+    page.wait_for_selector("#now[data-updated]")  # the "now" panel filled itself
+    assert page.inner_text("#now-flight") == "none"
+    assert page.inner_text("#now-text-backend") == "demo"
+
+    row.locator("a").click()
+    page.wait_for_url(f"{service}/dashboard/participants/p07")
+    generation = page.locator("section.generation")
+    assert generation.count() == 1
+    assert generation.locator(".pipeline").inner_text() == "rapid_divergence"
+    assert "req-p07" in generation.inner_text()
+    page.wait_for_function("[...document.querySelectorAll('img.stimulus')].every(i => i.complete)")
+    # The stimuli come from the research API, which accepts the dashboard's cookie.
+    assert [width > 0 for width in _loaded_pictures(page, "img.stimulus")] == [True, True]
+    assert [width > 0 for width in _loaded_pictures(page, "figure.sketch img")] == [True]
+    assert "单手开合" in page.inner_text("figure.sketch")
+    export = page.locator("a", has_text="Export this participant")
+    assert export.get_attribute("href") == "/api/v1/export?username=p07"
+
+    stranger = browser.new_context().new_page()
+    stranger.goto(f"{service}/dashboard/participants/p07")
+    assert stranger.url.endswith("/dashboard/login") and "p07" not in stranger.content()
+    context.close()
