@@ -21,8 +21,15 @@ from application.steps import StepSpec
 from domain.errors import InsPilotError, ModelAnswerInvalid
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
 from domain.listparse import ListMismatch, parse_list
+from domain.progress import ImageProgress, ProgressEvent, StepProgress, StepStatus
 
 Reconcile = Callable[[str], list[str] | ListMismatch]
+ProgressSink = Callable[[ProgressEvent], None]
+"""Told of every step and picture as the run goes; must not block (it runs on the loop)."""
+
+
+def _unwatched(event: ProgressEvent) -> None:
+    """The sink of a run nobody watches."""
 
 
 class ModelGateway:
@@ -45,9 +52,16 @@ class ModelGateway:
         self.list_attempts = list_attempts
 
     def run(
-        self, pipeline: Pipeline, inputs: dict[str, Any], username: str | None
+        self,
+        pipeline: Pipeline,
+        inputs: dict[str, Any],
+        username: str | None,
+        *,
+        progress: ProgressSink | None = None,
+        images: int = 0,
     ) -> GenerationRun:
-        return GenerationRun(self, pipeline, inputs, username)
+        """`images` is how many pictures the run will paint, so progress can show a total."""
+        return GenerationRun(self, pipeline, inputs, username, progress=progress, images=images)
 
 
 class GenerationRun:
@@ -63,6 +77,9 @@ class GenerationRun:
         pipeline: Pipeline,
         inputs: dict[str, Any],
         username: str | None,
+        *,
+        progress: ProgressSink | None = None,
+        images: int = 0,
     ) -> None:
         self._gateway = gateway
         self._pipeline = pipeline
@@ -72,6 +89,10 @@ class GenerationRun:
         self._image_steps: list[ImageStep] = []
         self._started_at = gateway.clock.now()
         self.result: Any = None
+        self._progress = progress or _unwatched
+        self._images_expected = images
+        self._images_asked = 0
+        self._images_done = 0
 
     async def __aenter__(self) -> GenerationRun:
         return self
@@ -127,6 +148,7 @@ class GenerationRun:
         for attempt in range(1, max_attempts + 1):
             started = gateway.clock.now()
             step = TextStep(spec.key, prompt, started, started, attempt, image_count=len(images))
+            self._progress(StepProgress(spec.key, StepStatus.STARTED, attempt))
             try:
                 answer = await gateway.text.complete(request)
             except InsPilotError as exc:
@@ -148,12 +170,17 @@ class GenerationRun:
         )
 
     def _record(self, step: TextStep, **outcome: Any) -> None:
-        """Keep one attempt, stamped with the time it ended."""
-        self._text_steps.append(replace(step, finished_at=self._gateway.clock.now(), **outcome))
+        """Keep one attempt, stamped with the time it ended, and tell the watcher."""
+        ended = replace(step, finished_at=self._gateway.clock.now(), **outcome)
+        self._text_steps.append(ended)
+        status = StepStatus.FAILED if ended.error else StepStatus.FINISHED
+        seconds = (ended.finished_at - ended.started_at).total_seconds()
+        self._progress(StepProgress(ended.name, status, ended.attempt, round(seconds, 3)))
 
     async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
         """Render one image per prompt, all at once; any failure fails the whole set."""
         template = self._gateway.prompts.image_template(kind)
+        self._images_asked += len(prompts)
         return await run_all(self._render_one(kind, template.request_for(p)) for p in prompts)
 
     async def _render_one(self, kind: str, request: Any) -> ImageStep:
@@ -185,6 +212,9 @@ class GenerationRun:
             instance=image.instance,
         )
         self._image_steps.append(step)
+        self._images_done += 1
+        total = max(self._images_expected, self._images_asked)
+        self._progress(ImageProgress(self._images_done, total))
         return step
 
 
@@ -192,5 +222,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, InsPilotError):
         return exc.message
     if isinstance(exc, asyncio.CancelledError):
+        # A job cancelled on purpose says so in its message; a vanished client does not.
+        if exc.args and str(exc.args[0]).startswith("cancelled:"):
+            return str(exc.args[0])
         return "cancelled: the request was abandoned before it finished"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

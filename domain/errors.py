@@ -24,6 +24,10 @@ class NotFound(InsPilotError):
     """Something the request refers to does not exist (an unknown participant)."""
 
 
+class TooManyJobs(InsPilotError):
+    """A user already has as many generation jobs running as one user may."""
+
+
 class ModelError(InsPilotError):
     """A model service failed; the request produced no partial result."""
 

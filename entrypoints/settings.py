@@ -208,6 +208,13 @@ class Settings:
         "30", _non_negative_float, "On SIGTERM, longest wait for queued records to be written."
     )
     access_log: bool = _setting("false", _flag, "Log one line per HTTP request (uvicorn).")
+    # Generation jobs (/api/v1/jobs and `inspilot generate`).
+    job_ttl_s: float = _setting(
+        "3600", _positive_float, "Seconds a finished job stays readable (result, events, images)."
+    )
+    jobs_per_user: int = _setting(
+        "4", _positive_int, "Running jobs one username may have at once (more: 429)."
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

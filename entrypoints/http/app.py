@@ -2,77 +2,55 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from application.ports import Lifecycle
-from domain.errors import InsPilotError
 from entrypoints.container import Container, build_container
+from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
+from entrypoints.http.jobs import JobsController
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
-from entrypoints.http.research import ResearchController
-
-logger = logging.getLogger("inspilot")
-
-
-def _adapters(container: Container) -> list[Any]:
-    """The adapters that hold connections, in start order (storage first)."""
-    return [container.repository(), container.text_generator(), container.image_generator()]
-
-
-@asynccontextmanager
-async def _lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Open clients on the app's own event loop and close them on it (pymongo, httpx, openai
-    clients must never cross event loops)."""
-    container: Container = app.state.container
-    started: list[Any] = []
-    try:
-        for adapter in _adapters(container):
-            if isinstance(adapter, Lifecycle):
-                try:
-                    await adapter.start()
-                except InsPilotError as exc:
-                    # One clear line for the operator, not only a traceback.
-                    logger.error("InsPilot cannot start: %s", exc.message)
-                    raise
-            started.append(adapter)
-        logger.info(
-            "InsPilot ready: text=%s images=%s storage=%s",
-            type(started[1]).__name__,
-            type(started[2]).__name__,
-            type(started[0]).__name__,
-        )
-        yield
-    finally:
-        for adapter in reversed(started):
-            if isinstance(adapter, Lifecycle):
-                await adapter.close()
-        # Closed clients must not be reused: a restarted lifespan builds new ones.
-        container.reset_singletons()
+from entrypoints.http.research import ResearchController, research_guard
+from entrypoints.lifecycle import running
 
 
 def create_app(container: Container | None = None) -> Litestar:
-    """Build the app; a broken prompt template raises here, so the service never starts with it."""
+    """Build the app; a broken prompt template raises here, so the service never starts with it.
+
+    Request-level concerns (request ids, a roster of allowed usernames) plug in here as
+    middleware or guards: the legacy routes (`LegacyController`) and the jobs API
+    (`JobsController`) are open, the research API sits behind its token guard.
+    """
     container = container or build_container()
     container.prompts()  # loads and validates every template now, not on the first request
-    config = container.config
+    settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        async with running(container):
+            yield
+
+    research = Router(
+        path="/",
+        route_handlers=[ResearchController],
+        guards=[research_guard(settings.research_token)],
+    )
     return Litestar(
-        route_handlers=[LegacyController, ping_get, ping_post, ResearchController],
-        lifespan=[_lifespan],
+        route_handlers=[LegacyController, ping_get, ping_post, JobsController, research],
+        dependencies=dependencies(container),
+        lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(
-            allow_origins=list(config.cors_origins()),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Content-Type", "Authorization"],
         ),
         openapi_config=OpenAPIConfig(title="InsPilot API", version="0.1.0", path="/schema"),
-        request_max_body_size=config.max_body_mb() * 1024 * 1024,
-        state=State({"container": container}),
+        request_max_body_size=settings.max_body_mb * 1024 * 1024,
+        state=State({"container": container}),  # for tests and operators; handlers use DI
     )

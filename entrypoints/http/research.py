@@ -9,52 +9,63 @@ from __future__ import annotations
 import hmac
 from typing import Any, ClassVar
 
-from litestar import Controller, MediaType, Request, Response, get
+from litestar import Controller, MediaType, Response, get
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
+from litestar.types import Guard
 
-from application.use_cases.research import ListGenerationsQuery
+from application.use_cases.research import (
+    GetGeneration,
+    GetGenerationImage,
+    GetSession,
+    ListGenerations,
+    ListGenerationsQuery,
+)
 from domain.experiment import check_username
 from domain.images import sniff_image_type
 from entrypoints.http.envelope import envelope
 from entrypoints.http.presenters import present_record, present_session
 
 
-def require_research_token(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    expected: str = connection.app.state.container.config.research_token()
-    if not expected:
-        raise PermissionDeniedException("the research API is off: set INSPILOT_RESEARCH_TOKEN")
-    sent = connection.headers.get("authorization", "")
-    scheme, _, token = sent.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
+def research_guard(token: str) -> Guard:
+    """A guard admitting only calls that send `token` as a bearer token (none if it is empty)."""
 
+    def require_research_token(
+        connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
+        if not token:
+            raise PermissionDeniedException("the research API is off: set INSPILOT_RESEARCH_TOKEN")
+        sent = connection.headers.get("authorization", "")
+        scheme, _, given = sent.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise NotAuthorizedException(
+                "a valid 'Authorization: Bearer <token>' header is required"
+            )
 
-def _container(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.container
+    return require_research_token
 
 
 class ResearchController(Controller):
+    """Mounted behind `research_guard` (see the app factory)."""
+
     path = "/api/v1"
-    guards: ClassVar[list[Any]] = [require_research_token]
     tags: ClassVar[list[str]] = ["research"]
 
     @get("/sessions/{username:str}", operation_id="getSession")
     async def session(
-        self, request: Request[Any, Any, Any], username: FromPath[str]
+        self, username: FromPath[str], get_session: NamedDependency[GetSession]
     ) -> Response[bytes]:
         """A participant's saved session, in the shape /paint/start returns."""
-        experiment = await _container(request).get_session().execute(check_username(username))
+        experiment = await get_session.execute(check_username(username))
         return envelope(present_session(experiment, with_times=True))
 
     @get("/generations", operation_id="listGenerations")
     async def generations(
         self,
-        request: Request[Any, Any, Any],
+        list_generations: NamedDependency[ListGenerations],
         username: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
     ) -> Response[bytes]:
@@ -62,15 +73,15 @@ class ResearchController(Controller):
         query = ListGenerationsQuery(
             username=None if username is None else check_username(username), limit=limit
         )
-        records = await _container(request).list_generations().execute(query)
+        records = await list_generations.execute(query)
         return envelope([present_record(record) for record in records])
 
     @get("/generations/{record_id:str}", operation_id="getGeneration")
     async def generation(
-        self, request: Request[Any, Any, Any], record_id: FromPath[str]
+        self, record_id: FromPath[str], get_generation: NamedDependency[GetGeneration]
     ) -> Response[bytes]:
         """One record with every step: rendered prompts, raw answers, timings, image URLs."""
-        record = await _container(request).get_generation().execute(record_id)
+        record = await get_generation.execute(record_id)
         return envelope(present_record(record))
 
     @get(
@@ -79,8 +90,11 @@ class ResearchController(Controller):
         media_type="image/png",
     )
     async def image(
-        self, request: Request[Any, Any, Any], record_id: FromPath[str], step_id: FromPath[str]
+        self,
+        record_id: FromPath[str],
+        step_id: FromPath[str],
+        get_generation_image: NamedDependency[GetGenerationImage],
     ) -> Response[bytes]:
         """The picture an image step produced, as the model returned it."""
-        data = await _container(request).get_generation_image().execute(record_id, step_id)
+        data = await get_generation_image.execute(record_id, step_id)
         return Response(data, media_type=sniff_image_type(data) or MediaType.TEXT)
