@@ -1,4 +1,5 @@
-"""`inspilot serve`: the service on granian, one worker (the model pools are one per service)."""
+"""`inspilot serve`: the service on granian, one worker (the model pools are one per service);
+`inspilot generate`: one job for prompt designers, written to a folder."""
 
 from __future__ import annotations
 
@@ -50,15 +51,39 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from adapters.filesystem_prompts import TemplateError
+    from entrypoints.generate_command import generate
+
+    try:
+        settings = Settings.load()
+    except SettingsError as exc:
+        print(f"inspilot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return generate(args, settings)
+    except TemplateError as exc:
+        print(f"inspilot: prompt template error: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inspilot", description="InsPilot API")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default=None, help="address to listen on (default INSPILOT_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (default INSPILOT_PORT)")
+    from entrypoints.generate_command import add_pipelines
+
+    add_pipelines(commands.add_parser("generate", help="run one generation job into a folder"))
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "generate":
+        return _generate(args)
     return 2
 
 
