@@ -8,7 +8,6 @@ from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 
 from application.use_cases.sessions import SaveSession, StartSession
-from domain.images import image_base64
 from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
 from entrypoints.http.dependencies import PipelineUseCases
 from entrypoints.http.disconnect import unless_disconnected
@@ -22,7 +21,7 @@ from entrypoints.http.legacy_requests import (
     save_command,
     start_command,
 )
-from entrypoints.http.presenters import SessionOut, present_session
+from entrypoints.http.presenters import SessionOut, legacy_image, present_session
 from entrypoints.pipelines.base import Limits
 from entrypoints.settings import Settings
 
@@ -120,6 +119,5 @@ class LegacyController(Controller):
         parsed = await data.decode(lambda body: generate_command(body, limits))
         use_case = pipelines[parsed.entry.pipeline.value]
         result = await unless_disconnected(request, use_case.execute(parsed.command))
-        # SD's base64 goes into the reply as it came.
-        reply = parsed.entry.present(result, lambda item: image_base64(item.image or b""))
+        reply = parsed.entry.present(result, legacy_image)
         return await envelope_off_loop(reply)

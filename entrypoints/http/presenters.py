@@ -7,8 +7,10 @@ from typing import Any
 
 import msgspec
 
+from domain.creatives import Item
 from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, TextStep
+from domain.images import image_base64
 from entrypoints.wire import camel
 
 _SCHEME_KEYS = {
@@ -16,6 +18,12 @@ _SCHEME_KEYS = {
     Stage.DEEP_DIVERGENCE: "deepDivergenceSchemes",
     Stage.CONVERGENCE: "convergenceSchemes",
 }
+
+
+def legacy_image(item: Item) -> str:
+    """A picture in the legacy reply: bare base64 (the front end adds the prefix), the text
+    SD sent when there is one, so a 1.7 MB picture is not encoded again."""
+    return image_base64(item.image or b"")
 
 
 class SessionOut(msgspec.Struct):
