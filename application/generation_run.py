@@ -26,10 +26,17 @@ from domain.errors import InsPilotError, ModelAnswerInvalid
 from domain.experiment import OPEN_ROSTER, Roster, new_id
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
 from domain.listparse import ListMismatch, parse_list
+from domain.progress import ImageProgress, ProgressEvent, StepProgress, StepStatus
 
 logger = logging.getLogger(__name__)
 
 Reconcile = Callable[[str], list[str] | ListMismatch]
+ProgressSink = Callable[[ProgressEvent], None]
+"""Told of every step and picture as the run goes; must not block (it runs on the loop)."""
+
+
+def _unwatched(event: ProgressEvent) -> None:
+    """The sink of a run nobody watches."""
 
 
 class ModelGateway:
@@ -68,12 +75,21 @@ class ModelGateway:
                 logger.exception("generation observer %s failed", type(observer).__name__)
 
     def run(
-        self, pipeline: Pipeline, inputs: dict[str, Any], username: str | None
+        self,
+        pipeline: Pipeline,
+        inputs: dict[str, Any],
+        username: str | None,
+        *,
+        progress: ProgressSink | None = None,
+        images: int = 0,
     ) -> GenerationRun:
-        """A run for `username`; one outside a closed roster is refused before anything runs."""
+        """A run for `username`; one outside a closed roster is refused before anything runs.
+
+        `images` is how many pictures the run will paint, so progress can show a total.
+        """
         if username is not None:
             self.roster.check(username)
-        return GenerationRun(self, pipeline, inputs, username)
+        return GenerationRun(self, pipeline, inputs, username, progress=progress, images=images)
 
 
 class GenerationRun:
@@ -89,6 +105,9 @@ class GenerationRun:
         pipeline: Pipeline,
         inputs: dict[str, Any],
         username: str | None,
+        *,
+        progress: ProgressSink | None = None,
+        images: int = 0,
     ) -> None:
         self._gateway = gateway
         self._pipeline = pipeline
@@ -100,6 +119,10 @@ class GenerationRun:
         self.id = new_id()
         self._request_id = gateway.request_id()
         self.result: Any = None
+        self._progress = progress or _unwatched
+        self._images_expected = images
+        self._images_asked = 0
+        self._images_done = 0
 
     async def __aenter__(self) -> GenerationRun:
         started = RunStarted(
@@ -172,6 +195,7 @@ class GenerationRun:
                 template=version.path,
                 template_version=version.digest,
             )
+            self._progress(StepProgress(spec.key, StepStatus.STARTED, attempt))
             try:
                 answer = await gateway.text.complete(request)
             except InsPilotError as exc:
@@ -193,12 +217,17 @@ class GenerationRun:
         )
 
     def _record(self, step: TextStep, **outcome: Any) -> None:
-        """Keep one attempt, stamped with the time it ended."""
-        self._text_steps.append(replace(step, finished_at=self._gateway.clock.now(), **outcome))
+        """Keep one attempt, stamped with the time it ended, and tell the watcher."""
+        ended = replace(step, finished_at=self._gateway.clock.now(), **outcome)
+        self._text_steps.append(ended)
+        status = StepStatus.FAILED if ended.error else StepStatus.FINISHED
+        seconds = (ended.finished_at - ended.started_at).total_seconds()
+        self._progress(StepProgress(ended.name, status, ended.attempt, round(seconds, 3)))
 
     async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
         """Render one image per prompt, all at once; any failure fails the whole set."""
         template = self._gateway.prompts.image_template(kind)
+        self._images_asked += len(prompts)
         return await run_all(
             self._render_one(kind, template.request_for(p), template.version) for p in prompts
         )
@@ -240,6 +269,9 @@ class GenerationRun:
             **versioned,
         )
         self._image_steps.append(step)
+        self._images_done += 1
+        total = max(self._images_expected, self._images_asked)
+        self._progress(ImageProgress(self._images_done, total))
         return step
 
 
@@ -247,5 +279,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, InsPilotError):
         return exc.message
     if isinstance(exc, asyncio.CancelledError):
+        # A job cancelled on purpose says so in its message; a vanished client does not.
+        if exc.args and str(exc.args[0]).startswith("cancelled:"):
+            return str(exc.args[0])
         return "cancelled: the request was abandoned before it finished"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -16,7 +16,7 @@ from domain.generation import GenerationRecord, Pipeline
 class TextRequest:
     """One step's request to the text model.
 
-    `step` names the template (`rapid_divergence/products`) so an offline adapter can
+    `step` names the template (`paint/<pipeline>/products`) so an offline adapter can
     answer in kind; `expected_count` is how many `#`-separated items the step wants;
     `options`, when set, are the only acceptable items (a choice among known names),
     so an adapter can constrain the answer and an offline one can pick among them.
@@ -127,6 +127,7 @@ class StudyFilter:
         )
 
 
+@runtime_checkable
 class ExperimentRepository(Protocol):
     """Sessions and generation records. Saves are whole: a reader sees old or new, never a mix."""
 

@@ -44,6 +44,8 @@ class Item:
     text: str | None = None
     image: bytes | None = None
     combinations: tuple[Item, ...] | None = None
+    # The image step that painted `image`, so an API can link the picture instead of inlining it.
+    image_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.type in _TEXT_TYPES and not (self.text and self.text.strip()):
@@ -58,8 +60,8 @@ class Item:
         return cls(type=item_type, text=text)
 
     @classmethod
-    def image_item(cls, item_type: ItemType, image: bytes) -> Item:
-        return cls(type=item_type, image=image)
+    def image_item(cls, item_type: ItemType, image: bytes, image_id: str | None = None) -> Item:
+        return cls(type=item_type, image=image, image_id=image_id)
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,15 @@ class Creative:
     def __post_init__(self) -> None:
         if not self.items:
             raise ValueError("a creative needs at least one item")
+
+
+def images_of(creatives: tuple[Creative, ...]) -> dict[str, bytes]:
+    """Every picture in `creatives` by the id of the step that painted it."""
+    found: dict[str, bytes] = {}
+    pending = [item for creative in creatives for item in creative.items]
+    while pending:
+        item = pending.pop()
+        if item.image is not None and item.image_id is not None:
+            found[item.image_id] = item.image
+        pending.extend(item.combinations or ())
+    return found

@@ -28,6 +28,10 @@ class NotPermitted(InsPilotError):
     """The request is well formed but this caller may not make it (outside the roster)."""
 
 
+class TooManyJobs(InsPilotError):
+    """A user already has as many generation jobs running as one user may."""
+
+
 class ModelError(InsPilotError):
     """A model service failed; the request produced no partial result."""
 

@@ -64,7 +64,7 @@ class ImageStep:
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """One /generate request, successful or not, with every step it took."""
+    """One generation run, successful or not, with every step it took."""
 
     pipeline: Pipeline
     inputs: dict[str, Any]

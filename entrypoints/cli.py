@@ -1,4 +1,5 @@
-"""`inspilot serve`: the service on granian, one worker (the model pools are one per service)."""
+"""`inspilot serve`: the service on granian, one worker (the model pools are one per service);
+`inspilot generate`: one job for prompt designers, written to a folder."""
 
 from __future__ import annotations
 
@@ -80,6 +81,23 @@ def _export(args: argparse.Namespace) -> int:
     return run_export(settings, args)
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from adapters.filesystem_prompts import TemplateError
+    from entrypoints.generate_command import generate
+
+    try:
+        settings = Settings.load()
+    except SettingsError as exc:
+        print(f"inspilot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("WARNING", settings.log_format)
+    try:
+        return generate(args, settings)
+    except TemplateError as exc:
+        print(f"inspilot: prompt template error: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     from entrypoints.export.command import add_arguments
 
@@ -92,11 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         "export", help="write the study (CSV tables, sessions, records, pictures) as a zip"
     )
     add_arguments(export)
+    from entrypoints.generate_command import add_pipelines
+
+    add_pipelines(commands.add_parser("generate", help="run one generation job into a folder"))
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "generate":
+        return _generate(args)
     return 2
 
 

@@ -12,13 +12,10 @@ from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.system_clock import SystemClock
 from application.generation_run import ModelGateway
+from application.jobs import JobService
 from application.monitoring import RunMonitor
 from application.record_writer import RecordWriter
 from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
-from application.use_cases.converge_expand import ConvergeExpand
-from application.use_cases.converge_select import ConvergeSelect
-from application.use_cases.deep_divergence import GenerateDeepDivergence
-from application.use_cases.rapid_divergence import GenerateRapidDivergence
 from application.use_cases.research import (
     GetGeneration,
     GetGenerationImage,
@@ -30,7 +27,16 @@ from domain.experiment import Roster
 from entrypoints import adapter_builders
 from entrypoints.observability.logs import current_request_id
 from entrypoints.observability.metrics import ServiceMetrics
+from entrypoints.pipelines.registry import PIPELINES
 from entrypoints.settings import Settings
+
+
+def _pipeline_use_cases(gateway: providers.Provider[Any]) -> dict[str, providers.Provider[Any]]:
+    """One use case factory per registered generation kind, keyed by its name."""
+    return {
+        entry.pipeline.value: providers.Factory(entry.use_case, gateway=gateway)
+        for entry in PIPELINES
+    }
 
 
 class Container(containers.DeclarativeContainer):
@@ -95,10 +101,10 @@ class Container(containers.DeclarativeContainer):
         StartSession, repository=repository, clock=clock, roster=roster
     )
     save_session = providers.Factory(SaveSession, repository=repository, clock=clock, roster=roster)
-    rapid_divergence = providers.Factory(GenerateRapidDivergence, gateway=gateway)
-    deep_divergence = providers.Factory(GenerateDeepDivergence, gateway=gateway)
-    converge_select = providers.Factory(ConvergeSelect, gateway=gateway)
-    converge_expand = providers.Factory(ConvergeExpand, gateway=gateway)
+    pipelines = providers.Dict(_pipeline_use_cases(gateway))
+    jobs = providers.Singleton(
+        JobService, clock=clock, ttl_s=config.job_ttl_s, per_user=config.jobs_per_user
+    )
 
     get_session = providers.Factory(GetSession, repository=repository)
     list_generations = providers.Factory(ListGenerations, repository=repository)

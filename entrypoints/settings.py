@@ -249,6 +249,13 @@ class Settings:
         "The study's roster: comma-separated usernames, or @path to a file with one per line "
         "(empty: any username).",
     )
+    # Generation jobs (/api/v1/jobs and `inspilot generate`).
+    job_ttl_s: float = _setting(
+        "3600", _positive_float, "Seconds a finished job stays readable (result, events, images)."
+    )
+    jobs_per_user: int = _setting(
+        "4", _positive_int, "Running jobs one username may have at once (more: 429)."
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.concurrency import run_all
-from application.generation_run import GenerationRun, ModelGateway
+from application.generation_run import GenerationRun, ModelGateway, ProgressSink
 from application.steps import (
     EXPAND_FUNCTIONS,
     EXPAND_PLACES,
@@ -47,12 +47,19 @@ class ConvergeExpand:
     def __init__(self, gateway: ModelGateway) -> None:
         self._gateway = gateway
 
-    async def execute(self, command: ConvergeExpandCommand) -> ConvergeExpandResult:
+    async def execute(
+        self, command: ConvergeExpandCommand, progress: ProgressSink | None = None
+    ) -> ConvergeExpandResult:
         inputs = {
-            "selectedSchemes": [{"designTexts": list(texts)} for texts in command.selected_schemes],
+            "selected_schemes": [
+                {"design_texts": list(texts)} for texts in command.selected_schemes
+            ],
             "num": command.num,
         }
-        async with self._gateway.run(Pipeline.CONVERGE_EXPAND, inputs, command.username) as run:
+        pictures = 2 * command.num * len(command.selected_schemes)  # a scene and a product each
+        async with self._gateway.run(
+            Pipeline.CONVERGE_EXPAND, inputs, command.username, progress=progress, images=pictures
+        ) as run:
             per_scheme: list[_SchemeGroups] = await run_all(
                 _expand_scheme(run, describe_texts(texts), command.num)
                 for texts in command.selected_schemes
@@ -65,8 +72,12 @@ class ConvergeExpand:
                         Item(
                             ItemType.GROUP_TYPE_TWO,
                             combinations=(
-                                Item.image_item(ItemType.ABSTRACT_IMAGE, scene.image or b""),
-                                Item.image_item(ItemType.CONCRETE_IMAGE, product.image or b""),
+                                Item.image_item(
+                                    ItemType.ABSTRACT_IMAGE, scene.image or b"", scene.id
+                                ),
+                                Item.image_item(
+                                    ItemType.CONCRETE_IMAGE, product.image or b"", product.id
+                                ),
                                 Item.text_item(ItemType.CONCRETE_TEXT, function),
                             ),
                         ),
@@ -80,8 +91,8 @@ class ConvergeExpand:
             run.result = [
                 {
                     "functions": groups.functions,
-                    "sceneImages": [step.id for step in groups.scenes],
-                    "productImages": [step.id for step in groups.products],
+                    "scene_images": [step.id for step in groups.scenes],
+                    "product_images": [step.id for step in groups.products],
                 }
                 for groups in per_scheme
             ]

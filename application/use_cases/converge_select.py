@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.generation_run import ModelGateway
+from application.generation_run import ModelGateway, ProgressSink
 from application.steps import SELECT_CHOOSE, SELECT_NAMES
 from application.use_cases.common import describe_texts
 from domain.choices import make_unique, match_choices
@@ -59,16 +59,20 @@ class ConvergeSelect:
     def __init__(self, gateway: ModelGateway) -> None:
         self._gateway = gateway
 
-    async def execute(self, command: ConvergeSelectCommand) -> ConvergeSelectResult:
+    async def execute(
+        self, command: ConvergeSelectCommand, progress: ProgressSink | None = None
+    ) -> ConvergeSelectResult:
         inputs = {
-            "designTask": command.design_task,
-            "selectNum": command.select_num,
+            "design_task": command.design_task,
+            "select_num": command.select_num,
             "schemes": [
-                {"designTexts": list(s.design_texts), "designImage": s.design_image}
+                {"design_texts": list(s.design_texts), "design_image": s.design_image}
                 for s in command.schemes
             ],
         }
-        async with self._gateway.run(Pipeline.CONVERGE_SELECT, inputs, command.username) as run:
+        async with self._gateway.run(
+            Pipeline.CONVERGE_SELECT, inputs, command.username, progress=progress
+        ) as run:
             count = len(command.schemes)
             raw_names = await run.ask_list(
                 SELECT_NAMES,

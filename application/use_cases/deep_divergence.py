@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.concurrency import run_all
-from application.generation_run import ModelGateway
+from application.generation_run import ModelGateway, ProgressSink
 from application.steps import (
     DEEP_CONCEPTS,
     DEEP_FUNCTIONS,
@@ -33,7 +33,7 @@ class DeepDivergenceCommand:
     def __post_init__(self) -> None:
         if not self.design_image and not any(text.strip() for text in self.design_texts):
             raise InvalidInput(
-                "prompts.designTexts", "a scheme needs texts or a designImage to work from"
+                "design_texts", "a scheme needs texts or a design_image to work from"
             )
 
 
@@ -53,14 +53,22 @@ class GenerateDeepDivergence:
     def __init__(self, gateway: ModelGateway) -> None:
         self._gateway = gateway
 
-    async def execute(self, command: DeepDivergenceCommand) -> DeepDivergenceResult:
+    async def execute(
+        self, command: DeepDivergenceCommand, progress: ProgressSink | None = None
+    ) -> DeepDivergenceResult:
         inputs = {
-            "designTask": command.design_task,
-            "designTexts": list(command.design_texts),
-            "designImage": command.design_image,
-            "schemeId": command.scheme_id,
+            "design_task": command.design_task,
+            "design_texts": list(command.design_texts),
+            "design_image": command.design_image,
+            "scheme_id": command.scheme_id,
         }
-        async with self._gateway.run(Pipeline.DEEP_DIVERGENCE, inputs, command.username) as run:
+        async with self._gateway.run(
+            Pipeline.DEEP_DIVERGENCE,
+            inputs,
+            command.username,
+            progress=progress,
+            images=DEEP_STIMULI,
+        ) as run:
             texts = describe_texts(command.design_texts)
             (name,) = await run.ask_list(
                 DEEP_IDENTIFY,
@@ -93,7 +101,7 @@ class GenerateDeepDivergence:
                     CreativeType.DEEP,
                     DisplayType.SEQUENCE,
                     (
-                        Item.image_item(ItemType.ABSTRACT_IMAGE, image.image or b""),
+                        Item.image_item(ItemType.ABSTRACT_IMAGE, image.image or b"", image.id),
                         Item.text_item(ItemType.ABSTRACT_TEXT, concept),
                         Item.text_item(ItemType.CONCRETE_TEXT, function),
                     ),

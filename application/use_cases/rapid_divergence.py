@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.concurrency import run_all
-from application.generation_run import ModelGateway
+from application.generation_run import ModelGateway, ProgressSink
 from application.steps import (
     RAPID_CONCEPTS,
     RAPID_PLACES,
@@ -38,9 +38,17 @@ class GenerateRapidDivergence:
     def __init__(self, gateway: ModelGateway) -> None:
         self._gateway = gateway
 
-    async def execute(self, command: RapidDivergenceCommand) -> RapidDivergenceResult:
+    async def execute(
+        self, command: RapidDivergenceCommand, progress: ProgressSink | None = None
+    ) -> RapidDivergenceResult:
         inputs = {"task": command.task, "num": command.num}
-        async with self._gateway.run(Pipeline.RAPID_DIVERGENCE, inputs, command.username) as run:
+        async with self._gateway.run(
+            Pipeline.RAPID_DIVERGENCE,
+            inputs,
+            command.username,
+            progress=progress,
+            images=command.num,
+        ) as run:
             n = command.num
             products = await run.ask_list(RAPID_PRODUCTS, {"task": command.task, "num": str(n)}, n)
             images, concepts = await run_all(
@@ -60,7 +68,7 @@ class GenerateRapidDivergence:
                     CreativeType.RAPID_ABSTRACT,
                     DisplayType.SEQUENCE,
                     (
-                        Item.image_item(ItemType.ABSTRACT_IMAGE, image.image or b""),
+                        Item.image_item(ItemType.ABSTRACT_IMAGE, image.image or b"", image.id),
                         Item.text_item(ItemType.ABSTRACT_TEXT, concept),
                     ),
                 )

@@ -14,7 +14,7 @@ MAX_LISTED = 500
 
 
 class GetSession:
-    """A participant's stored session; unlike /paint/start it never creates one."""
+    """A participant's stored session; unlike StartSession it never creates one."""
 
     def __init__(self, repository: ExperimentRepository) -> None:
         self._repository = repository

@@ -80,7 +80,7 @@ class SaveSession:
         stored = await self._repository.get(command.username)
         if stored is None:
             raise NotFound(
-                f"username: no session for '{command.username}'; call /paint/start first"
+                f"username: no session for '{command.username}'; start the session first"
             )
         updated = stored.with_saved_state(
             current_stage=command.current_stage,

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import msgspec
+
 from application.ports import ExperimentRepository, StudyFilter
 from domain.errors import InvalidInput
 from domain.experiment import Experiment, check_username
@@ -97,7 +99,9 @@ def path_part(name: str) -> str:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, indent=1, default=str).encode("utf-8")
+    # msgspec turns the presenters' Structs (the session's wire shape) into plain JSON values.
+    plain = msgspec.to_builtins(value, builtin_types=(datetime,))
+    return json.dumps(plain, ensure_ascii=False, indent=1, default=str).encode("utf-8")
 
 
 def _sketch(scheme: Any) -> tuple[bytes, str] | None:

@@ -92,11 +92,11 @@ IMAGES = Table(
 )
 TABLES = (SESSIONS, GENERATIONS, TEXT_STEPS, IMAGES)
 
-# Where each stage's sketches go in file names: ASCII, as in sessions.csv's columns.
+# Where each stage's sketches go in file names: ASCII (the stage's enum name in lower
+# case), as in sessions.csv's columns.
 STAGE_FILES = {
-    Stage.RAPID_DIVERGENCE: "rapid_divergence",
-    Stage.DEEP_DIVERGENCE: "deep_divergence",
-    Stage.CONVERGENCE: "convergence",
+    stage: stage.name.lower()
+    for stage in (Stage.RAPID_DIVERGENCE, Stage.DEEP_DIVERGENCE, Stage.CONVERGENCE)
 }
 _FOREIGN_KEYS = {
     "text_steps": "generations",

@@ -12,6 +12,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
 COOKIE = "inspilot_research"
 OFF_MESSAGE = "the research API is off: set INSPILOT_RESEARCH_TOKEN"
@@ -38,10 +39,15 @@ def cookie_holds_token(connection: Connection) -> bool:
     return bool(expected) and matches(connection.cookies.get(COOKIE), expected)
 
 
-def require_research_token(connection: Connection, _: BaseRouteHandler) -> None:
-    expected = research_token(connection)
-    if not expected:
-        raise PermissionDeniedException(OFF_MESSAGE)
-    if matches(bearer(connection), expected) or cookie_holds_token(connection):
-        return
-    raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
+def research_guard(token: str) -> Guard:
+    """A guard admitting calls that send `token` as a bearer token or in the dashboard's
+    cookie; with no token set, the research API is off for everyone."""
+
+    def require_research_token(connection: Connection, _: BaseRouteHandler) -> None:
+        if not token:
+            raise PermissionDeniedException(OFF_MESSAGE)
+        if matches(bearer(connection), token) or matches(connection.cookies.get(COOKIE), token):
+            return
+        raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
+
+    return require_research_token

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 
 from domain.errors import (
     ContentRejected,
@@ -21,6 +22,7 @@ from domain.errors import (
     NotFound,
     NotPermitted,
     StorageError,
+    TooManyJobs,
 )
 from entrypoints.http.disconnect import ClientGone
 
@@ -63,6 +65,7 @@ _ERROR_STATUS: tuple[tuple[type[InsPilotError], int, int], ...] = (
     (InvalidInput, 400, CODE_INVALID),
     (NotFound, 404, CODE_INVALID),
     (NotPermitted, 403, CODE_INVALID),
+    (TooManyJobs, 429, CODE_INVALID),
     (ModelUnavailable, 503, CODE_MODEL_FAILURE),
     (ModelTimeout, 504, CODE_MODEL_FAILURE),
     (ContentRejected, 422, CODE_MODEL_FAILURE),
@@ -76,6 +79,13 @@ def _status_and_code(exc: InsPilotError) -> tuple[int, int]:
         if isinstance(exc, kind):
             return status, code
     return 400, CODE_INVALID
+
+
+def error_code_and_message(exc: BaseException) -> tuple[int, str]:
+    """The envelope's `code` and `message` for an error (a failed job reports these too)."""
+    if isinstance(exc, InsPilotError):
+        return _status_and_code(exc)[1], exc.message
+    return CODE_INTERNAL, "internal error; see the server log"
 
 
 def handle_inspilot_error(request: Request[Any, Any, Any], exc: InsPilotError) -> Response[bytes]:
@@ -129,3 +139,34 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }
+
+
+class ErrorReply(msgspec.Struct):
+    """Every refusal and failure: `success` false, `data` null, a code and a message
+    naming the field and the rule (codes: 1 invalid, 2 model failure, 3 internal)."""
+
+    success: bool
+    data: None
+    code: int
+    message: str
+
+
+def reply_schema(name: str, data: Any) -> type[msgspec.Struct]:
+    """The envelope with `data` of the given type, as a named schema for the document."""
+    return msgspec.defstruct(
+        name, [("success", bool), ("data", data), ("code", int), ("message", str)]
+    )
+
+
+def documented(
+    reply: Any, description: str, *errors: int, status: int = 200
+) -> dict[int, ResponseSpec]:
+    """Route-handler `responses`: the success reply and the error envelope per status."""
+    responses = {
+        status: ResponseSpec(data_container=reply, description=description, generate_examples=False)
+    }
+    for status in errors or (400,):
+        responses[status] = ResponseSpec(
+            data_container=ErrorReply, description="the error envelope", generate_examples=False
+        )
+    return responses

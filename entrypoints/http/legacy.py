@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 
+from application.use_cases.sessions import SaveSession, StartSession
+from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
+from entrypoints.http.dependencies import PipelineUseCases
 from entrypoints.http.disconnect import unless_disconnected
-from entrypoints.http.envelope import envelope, envelope_off_loop
+from entrypoints.http.envelope import documented, envelope, envelope_off_loop, reply_schema
 from entrypoints.http.legacy_requests import (
-    GenerateRequest,
-    Limits,
+    GenerateBody,
+    GenerateReply,
+    SaveBody,
+    StartBody,
     generate_command,
     save_command,
     start_command,
 )
-from entrypoints.http.presenters import present_creatives, present_session
+from entrypoints.http.presenters import SessionOut, legacy_image, present_session
+from entrypoints.pipelines.base import Limits
+from entrypoints.settings import Settings
 
-AnyRequest = Request[Any, Any, State]
-T = TypeVar("T")
-LARGE_BODY_BYTES = 1_000_000
-
-
-def _container(request: AnyRequest) -> Any:
-    return request.app.state.container
-
-
-async def _decoded(decode: Callable[..., T], body: bytes, *args: Any) -> T:
-    """Bodies past about 1 MB (whole sessions, sketches) are decoded in a worker thread."""
-    if len(body) > LARGE_BODY_BYTES:
-        return await asyncio.to_thread(decode, body, *args)
-    return decode(body, *args)
-
-
-def _limits(request: AnyRequest) -> Limits:
-    config = _container(request).config
-    return Limits(max_num=config.max_num(), max_image_bytes=config.max_image_mb() * 1024 * 1024)
+StartReply = reply_schema("StartReply", SessionOut)
+SaveReply = reply_schema("SaveReply", None)
 
 
 @get(
@@ -67,51 +55,69 @@ def ping_post() -> str:
 
 
 class LegacyController(Controller):
-    """Handlers decode, call one use case and wrap the result; errors are mapped in one place."""
+    """Handlers decode, call one use case and wrap the result; errors are mapped in one place.
+
+    Request-level concerns (a roster check of the username, request ids) belong in
+    middleware or a guard on this controller, not in the handlers.
+    """
 
     tags: ClassVar[list[str]] = ["legacy"]
 
-    @post("/paint/start", operation_id="paintStart", status_code=200)
-    async def start(self, request: AnyRequest) -> Response[bytes]:
-        """The participant's session, created on first call. Body: `{"username": str}`."""
-        command = start_command(await request.body())
-        experiment = await _container(request).start_session().execute(command)
+    @post(
+        "/paint/start",
+        operation_id="paintStart",
+        status_code=200,
+        responses=documented(StartReply, "the participant's session"),
+        **BODY,
+    )
+    async def start(
+        self, start_session: NamedDependency[StartSession], data: JsonBody[StartBody] = NO_BODY
+    ) -> Response[bytes]:
+        """The participant's session, created on first call."""
+        command = await data.decode(start_command)
+        experiment = await start_session.execute(command)
         if experiment.has_schemes:
             # A returning participant's sketches can weigh tens of MB.
             return await envelope_off_loop(present_session(experiment))
         return envelope(present_session(experiment))
 
-    @post("/paint/save", operation_id="paintSave", status_code=200)
-    async def save(self, request: AnyRequest) -> Response[bytes]:
+    @post(
+        "/paint/save",
+        operation_id="paintSave",
+        status_code=200,
+        responses=documented(SaveReply, "saved; `data` is null", 400, 404),
+        **BODY,
+    )
+    async def save(
+        self, save_session: NamedDependency[SaveSession], data: JsonBody[SaveBody] = NO_BODY
+    ) -> Response[bytes]:
         """Save the whole session of a started participant; 404 for an unknown one."""
-        command = await _decoded(save_command, await request.body())
-        await _container(request).save_session().execute(command)
+        await save_session.execute(await data.decode(save_command))
         return envelope(None)
 
-    @post("/generate", operation_id="generate", status_code=200)
-    async def generate(self, request: AnyRequest) -> Response[bytes]:
-        """Run one of the four stimulus pipelines (`type` 0-3) of the paint app (`appid` 0).
+    @post(
+        "/generate",
+        operation_id="generate",
+        status_code=200,
+        responses=documented(
+            GenerateReply, "the stimuli; `data` depends on `type`", 400, 422, 502, 503, 504
+        ),
+        **BODY,
+    )
+    async def generate(
+        self,
+        request: Request[Any, Any, Any],
+        pipelines: NamedDependency[PipelineUseCases],
+        settings: NamedDependency[Settings],
+        data: JsonBody[GenerateBody] = NO_BODY,
+    ) -> Response[bytes]:
+        """Run one of the stimulus pipelines (`type`) of the paint app (`appid` 0).
 
         A client that disconnects cancels the run: its images free their slots at once.
         """
-        parsed = await _decoded(generate_command, await request.body(), _limits(request))
-        data = await unless_disconnected(request, _run(_container(request), parsed))
-        return await envelope_off_loop(data)
-
-
-async def _run(container: Any, parsed: GenerateRequest) -> dict[str, Any]:
-    if parsed.kind == 0:
-        rapid = await container.rapid_divergence().execute(parsed.command)
-        return {"count": len(rapid.creatives), "result": present_creatives(rapid.creatives)}
-    if parsed.kind == 1:
-        deep = await container.deep_divergence().execute(parsed.command)
-        return {
-            "schemeId": deep.scheme_id,
-            "count": len(deep.creatives),
-            "result": present_creatives(deep.creatives),
-        }
-    if parsed.kind == 2:
-        selection = await container.converge_select().execute(parsed.command)
-        return {"names": list(selection.names), "selected": list(selection.selected)}
-    expansion = await container.converge_expand().execute(parsed.command)
-    return {"result": present_creatives(expansion.creatives)}
+        limits = Limits.of(settings)
+        parsed = await data.decode(lambda body: generate_command(body, limits))
+        use_case = pipelines[parsed.entry.pipeline.value]
+        result = await unless_disconnected(request, use_case.execute(parsed.command))
+        reply = parsed.entry.present(result, legacy_image)
+        return await envelope_off_loop(reply)

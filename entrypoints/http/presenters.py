@@ -1,14 +1,17 @@
-"""Domain objects in the exact JSON shapes of CONTRACT.md."""
+"""Sessions and generation records in the exact JSON shapes of CONTRACT.md and the README."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from domain.creatives import Creative, Item
+import msgspec
+
+from domain.creatives import Item
 from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, TextStep
 from domain.images import image_base64
+from entrypoints.wire import camel
 
 _SCHEME_KEYS = {
     Stage.RAPID_DIVERGENCE: "rapidDivergenceSchemes",
@@ -17,43 +20,54 @@ _SCHEME_KEYS = {
 }
 
 
-def present_item(item: Item) -> dict[str, Any]:
-    """All four keys always present; images as bare base64, the front end adds the prefix."""
-    return {
-        "type": item.type.value,
-        "text": item.text,
-        "image": image_base64(item.image) if item.image else None,
-        "combinations": (
-            [present_item(part) for part in item.combinations] if item.combinations else None
-        ),
-    }
+def legacy_image(item: Item) -> str:
+    """A picture in the legacy reply: bare base64 (the front end adds the prefix), the text
+    SD sent when there is one, so a 1.7 MB picture is not encoded again."""
+    return image_base64(item.image or b"")
 
 
-def present_creative(creative: Creative) -> dict[str, Any]:
-    return {
-        "type": int(creative.type),
-        "displayType": creative.display_type.value,
-        "items": [present_item(item) for item in creative.items],
-    }
+class SessionOut(msgspec.Struct):
+    """The participant's session exactly as the front end spreads it into its state."""
+
+    id: str = msgspec.field(name="_id")
+    username: str
+    currentStage: str
+    designTask: str
+    rapidDivergenceSchemes: list[dict[str, Any]]
+    deepDivergenceSchemes: list[dict[str, Any]]
+    convergenceSchemes: list[dict[str, Any]]
 
 
-def present_creatives(creatives: tuple[Creative, ...]) -> list[dict[str, Any]]:
-    return [present_creative(creative) for creative in creatives]
+class StoredSessionOut(SessionOut):
+    """The session for researchers, with when it was created and last saved."""
+
+    createdAt: str | None = None
+    updatedAt: str | None = None
 
 
-def present_session(experiment: Experiment, *, with_times: bool = False) -> dict[str, Any]:
-    session: dict[str, Any] = {
-        "_id": experiment.id,
+def present_session(experiment: Experiment, *, with_times: bool = False) -> SessionOut:
+    fields: dict[str, Any] = {
+        "id": experiment.id,
         "username": experiment.username,
         "currentStage": experiment.current_stage.value,
         "designTask": experiment.design_task,
     }
     for stage, key in _SCHEME_KEYS.items():
-        session[key] = list(experiment.schemes_of(stage))
-    if with_times:  # the legacy shape stays exactly what the front end spreads
-        session["createdAt"] = _time(experiment.created_at)
-        session["updatedAt"] = _time(experiment.updated_at)
-    return session
+        fields[key] = list(experiment.schemes_of(stage))
+    if not with_times:  # the legacy shape stays exactly what the front end spreads
+        return SessionOut(**fields)
+    return StoredSessionOut(
+        **fields, createdAt=_time(experiment.created_at), updatedAt=_time(experiment.updated_at)
+    )
+
+
+def _camel_keys(value: Any) -> Any:
+    """Records keep the application's snake_case names; this API speaks camelCase."""
+    if isinstance(value, dict):
+        return {camel(key): _camel_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_camel_keys(item) for item in value]
+    return value
 
 
 def _time(value: datetime | None) -> str | None:
@@ -108,8 +122,8 @@ def present_record(record: GenerationRecord) -> dict[str, Any]:
         "startedAt": _time(record.started_at),
         "finishedAt": _time(record.finished_at),
         "durationS": round(record.duration_s, 3),
-        "inputs": record.inputs,
-        "result": record.result,
+        "inputs": _camel_keys(record.inputs),
+        "result": _camel_keys(record.result),
         "textSteps": [_text_step(step) for step in record.text_steps],
         "imageSteps": [_image_step(record.id, step) for step in record.image_steps],
     }

@@ -8,42 +8,46 @@ come from the dashboard, whose cookie holds it).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from litestar import Controller, MediaType, Request, Response, get
+from litestar import Controller, MediaType, Response, get
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
-from application.use_cases.research import ListGenerationsQuery
+from application.ports import ExperimentRepository
+from application.use_cases.research import (
+    GetGeneration,
+    GetGenerationImage,
+    GetSession,
+    ListGenerations,
+    ListGenerationsQuery,
+)
 from domain.experiment import check_username
 from domain.images import sniff_image_type
 from entrypoints.export.archive import stream_study, study_filter
-from entrypoints.http.access import require_research_token
 from entrypoints.http.envelope import envelope
 from entrypoints.http.presenters import present_record, present_session
 
 
-def _container(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.container
-
-
 class ResearchController(Controller):
+    """Mounted behind `research_guard` (bearer token or the dashboard's cookie)."""
+
     path = "/api/v1"
-    guards: ClassVar[list[Any]] = [require_research_token]
     tags: ClassVar[list[str]] = ["research"]
 
     @get("/sessions/{username:str}", operation_id="getSession")
     async def session(
-        self, request: Request[Any, Any, Any], username: FromPath[str]
+        self, username: FromPath[str], get_session: NamedDependency[GetSession]
     ) -> Response[bytes]:
         """A participant's saved session, in the shape /paint/start returns."""
-        experiment = await _container(request).get_session().execute(check_username(username))
+        experiment = await get_session.execute(check_username(username))
         return envelope(present_session(experiment, with_times=True))
 
     @get("/generations", operation_id="listGenerations")
     async def generations(
         self,
-        request: Request[Any, Any, Any],
+        list_generations: NamedDependency[ListGenerations],
         username: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
     ) -> Response[bytes]:
@@ -51,15 +55,15 @@ class ResearchController(Controller):
         query = ListGenerationsQuery(
             username=None if username is None else check_username(username), limit=limit
         )
-        records = await _container(request).list_generations().execute(query)
+        records = await list_generations.execute(query)
         return envelope([present_record(record) for record in records])
 
     @get("/generations/{record_id:str}", operation_id="getGeneration")
     async def generation(
-        self, request: Request[Any, Any, Any], record_id: FromPath[str]
+        self, record_id: FromPath[str], get_generation: NamedDependency[GetGeneration]
     ) -> Response[bytes]:
         """One record with every step: rendered prompts, raw answers, timings, image URLs."""
-        record = await _container(request).get_generation().execute(record_id)
+        record = await get_generation.execute(record_id)
         return envelope(present_record(record))
 
     @get(
@@ -68,16 +72,19 @@ class ResearchController(Controller):
         media_type="image/png",
     )
     async def image(
-        self, request: Request[Any, Any, Any], record_id: FromPath[str], step_id: FromPath[str]
+        self,
+        record_id: FromPath[str],
+        step_id: FromPath[str],
+        get_generation_image: NamedDependency[GetGenerationImage],
     ) -> Response[bytes]:
         """The picture an image step produced, as the model returned it."""
-        data = await _container(request).get_generation_image().execute(record_id, step_id)
+        data = await get_generation_image.execute(record_id, step_id)
         return Response(data, media_type=sniff_image_type(data) or MediaType.TEXT)
 
     @get("/export", operation_id="exportStudy", media_type="application/zip")
     async def export(
         self,
-        request: Request[Any, Any, Any],
+        repository: NamedDependency[ExperimentRepository],
         username: FromQuery[list[str] | None] = None,
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,
@@ -87,7 +94,7 @@ class ResearchController(Controller):
         study = study_filter(username, since, until)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         return Stream(
-            stream_study(_container(request).repository(), study),
+            stream_study(repository, study),
             media_type="application/zip",
             headers={"Content-Disposition": f'attachment; filename="inspilot-study-{stamp}.zip"'},
         )

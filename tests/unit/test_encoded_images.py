@@ -13,7 +13,8 @@ from adapters.sd_webui.protocol import parse_reply, progress_idle
 from domain.creatives import Item, ItemType
 from domain.errors import ModelAnswerInvalid
 from domain.images import EncodedImage, image_base64, image_sha256
-from entrypoints.http.presenters import present_item
+from entrypoints.http.presenters import legacy_image
+from entrypoints.pipelines.base import present_item
 
 PNG = render_png(32, 16, 4)
 
@@ -21,8 +22,8 @@ PNG = render_png(32, 16, 4)
 def test_the_reply_carries_the_instances_base64_text_not_a_new_encoding() -> None:
     # A sentinel that is not the encoding of the bytes: only the kept text can produce it.
     image = EncodedImage(PNG, base64_text="KEPT-AS-RECEIVED")
-    item = present_item(Item(ItemType.ABSTRACT_IMAGE, image=image))
-    assert item["image"] == "KEPT-AS-RECEIVED"
+    item = present_item(Item(ItemType.ABSTRACT_IMAGE, image=image), legacy_image)
+    assert item.image == "KEPT-AS-RECEIVED"
 
 
 def test_parse_reply_decodes_once_and_keeps_text_and_digest() -> None:

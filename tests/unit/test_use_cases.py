@@ -173,7 +173,7 @@ async def test_deep_divergence_works_from_texts_or_image_alone(gateway: ModelGat
     assert (
         len((await use_case.execute(DeepDivergenceCommand("t", ("注释",), None, 1))).creatives) == 3
     )
-    with pytest.raises(InvalidInput, match="texts or a designImage"):
+    with pytest.raises(InvalidInput, match="design_texts: a scheme needs texts or a design_image"):
         DeepDivergenceCommand("t", ("", " "), None, 1)
 
 

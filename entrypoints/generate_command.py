@@ -1,0 +1,203 @@
+"""`inspilot generate`: run one job on the configured models and write what it made to a folder.
+
+For prompt designers: try templates without the front end. Options come from the
+pipeline's inputs (`--design-task`, `--design-texts` once per note, sketches as file
+paths, a list of schemes as one JSON object per `--schemes`), progress shows on the
+terminal, and the result lands in `DIR/result.json` with `DIR/<step id>.png` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO, get_args, get_origin
+
+import msgspec
+
+from application.jobs import Job
+from domain.creatives import images_of
+from domain.errors import InsPilotError
+from domain.images import sniff_image_type
+from domain.progress import ImageProgress, JobEnded, JobStatus, StepProgress, StepStatus
+from entrypoints.pipelines.base import Limits, PipelineEntry
+from entrypoints.pipelines.registry import PIPELINES, by_name
+from entrypoints.settings import Settings
+from entrypoints.wire import FieldPath, convert_struct
+
+BAR_WIDTH = 30
+
+
+def _is_sketch(annotation: Any) -> bool:
+    return any(
+        isinstance(meta, msgspec.Meta) and (meta.extra or {}).get("sketch")
+        for meta in getattr(annotation, "__metadata__", ())
+    )
+
+
+def _nested(annotation: Any) -> type[msgspec.Struct] | None:
+    """The Struct of a `list[Struct]` field, if it is one."""
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if isinstance(item, type) and issubclass(item, msgspec.Struct):
+            return item
+    return None
+
+
+def add_pipelines(parser: argparse.ArgumentParser) -> None:
+    """One sub-command per registered pipeline, its options read off its inputs Struct."""
+    pipelines = parser.add_subparsers(dest="pipeline", required=True)
+    for entry in PIPELINES:
+        command = pipelines.add_parser(entry.pipeline.value, help=f"run {entry.pipeline.value}")
+        for info in msgspec.structs.fields(entry.inputs):
+            option = "--" + info.name.replace("_", "-")
+            required = (
+                info.default is msgspec.NODEFAULT and info.default_factory is msgspec.NODEFAULT
+            )
+            nested = _nested(info.type)
+            if nested is not None:
+                keys = ", ".join(f.name for f in msgspec.structs.fields(nested))
+                hint = f"one JSON object per item ({keys}); sketches as file paths"
+                command.add_argument(option, action="append", required=required, help=hint)
+            elif get_origin(info.type) is list:
+                command.add_argument(option, action="append", default=[], help="repeatable")
+            elif _is_sketch(info.type):
+                command.add_argument(option, default=None, help="sketch image file (PNG or JPEG)")
+            else:
+                command.add_argument(option, required=required)
+        command.add_argument("--username", default=None, help="recorded with the generation")
+        command.add_argument("--out", required=True, type=Path, help="folder for the result")
+
+
+def _data_uri(path: str, option: str) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InsPilotError(
+            f"{option}: cannot read sketch file '{path}' ({exc.strerror})"
+        ) from None
+    kind = sniff_image_type(data) or "image/png"
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _with_sketches(
+    values: dict[str, Any], kind: type[msgspec.Struct], where: str
+) -> dict[str, Any]:
+    """Sketch fields hold file paths on the command line; the pipelines take data URIs."""
+    loaded = dict(values)
+    for info in msgspec.structs.fields(kind):
+        value = loaded.get(info.name)
+        if value and _is_sketch(info.type):
+            loaded[info.name] = _data_uri(value, f"{where}{info.name}")
+        nested = _nested(info.type)
+        if nested is not None and isinstance(value, list):
+            loaded[info.name] = [
+                _with_sketches(item, nested, f"{info.name}[{index}].")
+                if isinstance(item, dict)
+                else item
+                for index, item in enumerate(value)
+            ]
+    return loaded
+
+
+def _inputs(entry: PipelineEntry, args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for info in msgspec.structs.fields(entry.inputs):
+        value = getattr(args, info.name)
+        if value is None:
+            continue
+        if _nested(info.type) is not None:
+            try:
+                value = [json.loads(item) for item in value]
+            except json.JSONDecodeError as exc:
+                raise InsPilotError(
+                    f"{info.name}: each item must be a JSON object ({exc})"
+                ) from None
+        values[info.name] = value
+    return _with_sketches(values, entry.inputs, "")
+
+
+class Progress:
+    """One line per step as it ends; a bar for the pictures, redrawn in place on a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._live = stream.isatty()
+        self._bar = ""
+
+    def show(self, event: Any) -> None:
+        if isinstance(event, StepProgress) and event.status is not StepStatus.STARTED:
+            mark = "ok" if event.status is StepStatus.FINISHED else "failed"
+            self._line(f"{event.step}  attempt {event.attempt}  {mark}  {event.seconds:.1f} s")
+        elif isinstance(event, ImageProgress):
+            filled = BAR_WIDTH * event.done // max(event.total, 1)
+            self._bar = (
+                f"pictures [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {event.done}/{event.total}"
+            )
+            if self._live:
+                self._stream.write(f"\r{self._bar}")
+            else:
+                self._stream.write(f"{self._bar}\n")
+            self._stream.flush()
+
+    def _line(self, text: str) -> None:
+        if self._live and self._bar:
+            self._stream.write("\r\x1b[K")
+        self._stream.write(text + "\n")
+        if self._live and self._bar:
+            self._stream.write(self._bar)
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._live and self._bar:
+            self._stream.write("\n")
+
+
+def _write(job: Job, entry: PipelineEntry, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    reply = entry.present(job.result, lambda item: f"{item.image_id}.png")
+    (out / "result.json").write_bytes(msgspec.json.format(msgspec.json.encode(reply), indent=2))
+    pictures = images_of(getattr(job.result, "creatives", ()))
+    for step_id, data in pictures.items():
+        (out / f"{step_id}.png").write_bytes(data)
+    return len(pictures)
+
+
+async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> int:
+    from entrypoints.container import build_container
+    from entrypoints.lifecycle import running
+
+    entry = by_name(args.pipeline)
+    inputs = convert_struct(_inputs(entry, args), entry.inputs)
+    command = entry.build(inputs, Limits.of(settings), FieldPath(""), args.username)
+    container = build_container(settings)
+    container.prompts()
+    async with running(container):
+        use_case = container.pipelines()[entry.pipeline.value]
+        job = container.jobs().submit(
+            entry.pipeline, args.username, lambda progress: use_case.execute(command, progress)
+        )
+        progress = Progress(stream)
+        async for event in job.follow():
+            if isinstance(event, JobEnded):
+                progress.close()
+            else:
+                progress.show(event)
+    if job.status is not JobStatus.DONE:
+        message = job.error.message if isinstance(job.error, InsPilotError) else repr(job.error)
+        print(f"inspilot: the job {job.status.value}: {message}", file=sys.stderr)
+        return 1
+    count = _write(job, entry, args.out)
+    print(f"wrote {args.out / 'result.json'} and {count} pictures", file=stream)
+    return 0
+
+
+def generate(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return asyncio.run(_run(args, settings, sys.stderr))
+    except InsPilotError as exc:
+        print(f"inspilot: {exc.message}", file=sys.stderr)
+        return 2

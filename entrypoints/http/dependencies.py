@@ -1,0 +1,43 @@
+"""What handlers receive: use cases and settings, provided by Litestar from the container.
+
+Handlers name what they need as typed parameters (`start_session: StartSession`) and
+never reach for the container; tests override the container's providers as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from litestar.di import Provide
+
+from entrypoints.container import Container
+from entrypoints.pipelines.base import PipelineUseCase
+
+PipelineUseCases = Mapping[str, PipelineUseCase]
+"""The use case of every registered generation kind, by the kind's name."""
+
+
+def _provide(factory: Callable[[], Any]) -> Provide:
+    def dependency() -> Any:
+        return factory()
+
+    return Provide(dependency, sync_to_thread=False)
+
+
+def dependencies(container: Container) -> dict[str, Provide]:
+    return {
+        name: _provide(getattr(container, name))
+        for name in (
+            "settings",
+            "start_session",
+            "save_session",
+            "pipelines",
+            "jobs",
+            "get_session",
+            "list_generations",
+            "get_generation",
+            "get_generation_image",
+            "repository",
+        )
+    }

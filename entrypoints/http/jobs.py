@@ -1,0 +1,228 @@
+"""Generation jobs over HTTP (`/api/v1/jobs`): start one, follow its events, read its result.
+
+Open like the legacy `/generate`. Inputs are the pipelines' snake_case inputs; a job's
+result is the legacy reply's `data` of its pipeline, with picture URLs in place of base64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from functools import reduce
+from operator import or_
+from typing import Any, ClassVar
+
+import msgspec
+from litestar import Controller, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from application.jobs import Job, JobService
+from domain.creatives import images_of
+from domain.errors import NotFound
+from domain.experiment import check_username
+from domain.images import sniff_image_type
+from domain.progress import ImageProgress, JobEvent, JobStatus, StepProgress
+from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
+from entrypoints.http.dependencies import PipelineUseCases
+from entrypoints.http.envelope import (
+    documented,
+    envelope,
+    envelope_off_loop,
+    error_code_and_message,
+    reply_schema,
+)
+from entrypoints.pipelines.base import Limits, PipelineEntry
+from entrypoints.pipelines.registry import PIPELINES, by_name
+from entrypoints.settings import Settings
+from entrypoints.wire import FieldPath, decode_struct
+
+JOBS_PATH = "/api/v1/jobs"
+_encoder = msgspec.json.Encoder()
+
+
+def _job_body(entry: PipelineEntry) -> Any:
+    return msgspec.defstruct(
+        f"{entry.title}Job",
+        [("inputs", entry.inputs), ("username", str | None, None)],
+        tag_field="pipeline",
+        tag=entry.pipeline.value,
+    )
+
+
+_BODIES = {_job_body(entry): entry for entry in PIPELINES}
+JobRequest: Any = reduce(or_, _BODIES)
+"""A job's body: `pipeline` says which inputs follow."""
+
+
+class JobLinks(msgspec.Struct, rename="camel"):
+    id: str
+    status: str
+    events_url: str
+    result_url: str
+
+
+class JobError(msgspec.Struct):
+    code: int
+    message: str
+
+
+class JobOut(msgspec.Struct, rename="camel"):
+    """A job; `result` (once done) is the legacy `data` of its pipeline with picture URLs."""
+
+    id: str
+    pipeline: str
+    status: str
+    username: str | None
+    created_at: str
+    finished_at: str | None
+    events_url: str
+    result_url: str
+    result: Any = None
+    error: JobError | None = None
+
+
+JobCreatedReply = reply_schema("JobCreatedReply", JobLinks)
+JobReply = reply_schema("JobReply", JobOut)
+
+
+def _urls(job: Job) -> tuple[str, str]:
+    return f"{JOBS_PATH}/{job.id}/events", f"{JOBS_PATH}/{job.id}"
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def present_job(job: Job) -> JobOut:
+    events_url, result_url = _urls(job)
+    result = error = None
+    if job.status is JobStatus.DONE:
+        entry = by_name(job.pipeline.value)
+        result = entry.present(
+            job.result, lambda item: f"{JOBS_PATH}/{job.id}/images/{item.image_id}"
+        )
+    if job.status is JobStatus.FAILED and job.error is not None:
+        error = JobError(*error_code_and_message(job.error))
+    return JobOut(
+        id=job.id,
+        pipeline=job.pipeline.value,
+        status=job.status.value,
+        username=job.username,
+        created_at=_time(job.created_at) or "",
+        finished_at=_time(job.finished_at),
+        events_url=events_url,
+        result_url=result_url,
+        result=result,
+        error=error,
+    )
+
+
+def event_message(job: Job, event: JobEvent) -> tuple[str, dict[str, Any]]:
+    """An event's SSE name and data."""
+    if isinstance(event, StepProgress):
+        return "step", {
+            "step": event.step,
+            "status": event.status.value,
+            "attempt": event.attempt,
+            "seconds": event.seconds,
+        }
+    if isinstance(event, ImageProgress):
+        return "image", {"done": event.done, "total": event.total}
+    if event.status is JobStatus.DONE:
+        return "done", {"resultUrl": _urls(job)[1]}
+    if event.status is JobStatus.FAILED and event.error is not None:
+        code, message = error_code_and_message(event.error)
+        return "failed", {"code": code, "message": message}
+    return "cancelled", {}
+
+
+async def _stream(job: Job) -> AsyncIterator[ServerSentEventMessage]:
+    async for event in job.follow():
+        name, data = event_message(job, event)
+        yield ServerSentEventMessage(data=_encoder.encode(data).decode(), event=name)
+
+
+def _decode_job(body: bytes) -> Any:
+    return decode_struct(body, JobRequest)
+
+
+class JobsController(Controller):
+    path = JOBS_PATH
+    tags: ClassVar[list[str]] = ["jobs"]
+
+    @post(
+        "/",
+        operation_id="createJob",
+        status_code=202,
+        responses=documented(JobCreatedReply, "the job is queued", 400, 429, status=202),
+        **BODY,
+    )
+    async def create(
+        self,
+        pipelines: NamedDependency[PipelineUseCases],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        data: JsonBody[JobRequest] = NO_BODY,
+    ) -> Response[bytes]:
+        """Start a generation job; follow it at `eventsUrl`, read it at `resultUrl`."""
+        body = await data.decode(_decode_job)
+        entry = _BODIES[type(body)]
+        username = None if body.username is None else check_username(body.username)
+        command = entry.build(body.inputs, Limits.of(settings), FieldPath("inputs"), username)
+        use_case = pipelines[entry.pipeline.value]
+        job = jobs.submit(
+            entry.pipeline, username, lambda progress: use_case.execute(command, progress)
+        )
+        events_url, result_url = _urls(job)
+        links = JobLinks(job.id, job.status.value, events_url, result_url)
+        return envelope(links, status_code=202)
+
+    @get(
+        "/{job_id:str}",
+        operation_id="getJob",
+        responses=documented(JobReply, "the job, with its result once done", 404),
+    )
+    async def read(
+        self, job_id: FromPath[str], jobs: NamedDependency[JobService]
+    ) -> Response[bytes]:
+        """The job's status and, once done, its result with picture URLs."""
+        return await envelope_off_loop(present_job(jobs.get(job_id)))
+
+    @delete(
+        "/{job_id:str}",
+        operation_id="cancelJob",
+        status_code=200,
+        responses=documented(JobReply, "the job, cancelled", 404),
+    )
+    async def cancel(
+        self, job_id: FromPath[str], jobs: NamedDependency[JobService]
+    ) -> Response[bytes]:
+        """Cancel a running job: its picture slots are freed before this answers."""
+        return envelope(present_job(await jobs.cancel(job_id)))
+
+    @get("/{job_id:str}/events", operation_id="followJob", media_type="text/event-stream")
+    async def events(
+        self, job_id: FromPath[str], jobs: NamedDependency[JobService]
+    ) -> ServerSentEvent:
+        """Server-Sent Events from the first: `step`, `image`, then one of `done`, `failed`
+        or `cancelled`, after which the stream ends."""
+        return ServerSentEvent(_stream(jobs.get(job_id)))
+
+    @get(
+        "/{job_id:str}/images/{step_id:str}",
+        operation_id="getJobImage",
+        media_type="image/png",
+    )
+    async def image(
+        self, job_id: FromPath[str], step_id: FromPath[str], jobs: NamedDependency[JobService]
+    ) -> Response[bytes]:
+        """One picture of a finished job."""
+        job = jobs.get(job_id)
+        creatives = getattr(job.result, "creatives", ()) if job.status is JobStatus.DONE else ()
+        picture = images_of(creatives).get(step_id)
+        if picture is None:
+            raise NotFound(f"image: no image '{step_id}' in job '{job_id}'")
+        return Response(bytes(picture), media_type=sniff_image_type(picture) or "image/png")

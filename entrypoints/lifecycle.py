@@ -1,0 +1,55 @@
+"""Opening and closing the adapters that hold connections, for the app and the command line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from application.ports import Lifecycle
+from domain.errors import InsPilotError
+from entrypoints.container import Container
+
+logger = logging.getLogger("inspilot")
+
+
+def _parts(container: Container) -> list[Any]:
+    """In start order: storage first; jobs last, so they are cancelled (and recorded)
+    before the models and the storage close."""
+    return [
+        container.repository(),
+        container.text_generator(),
+        container.image_generator(),
+        container.jobs(),
+    ]
+
+
+@asynccontextmanager
+async def running(container: Container) -> AsyncIterator[None]:
+    """Open clients on the current event loop and close them on it (pymongo, httpx and
+    openai clients must never cross event loops)."""
+    started: list[Any] = []
+    try:
+        for part in _parts(container):
+            if isinstance(part, Lifecycle):
+                try:
+                    await part.start()
+                except InsPilotError as exc:
+                    # One clear line for the operator, not only a traceback.
+                    logger.error("InsPilot cannot start: %s", exc.message)
+                    raise
+            started.append(part)
+        logger.info(
+            "InsPilot ready: text=%s images=%s storage=%s",
+            type(started[1]).__name__,
+            type(started[2]).__name__,
+            type(started[0]).__name__,
+        )
+        yield
+    finally:
+        for part in reversed(started):
+            if isinstance(part, Lifecycle):
+                await part.close()
+        # Closed clients must not be reused: a restarted lifespan builds new ones.
+        container.reset_singletons()

@@ -1,0 +1,1 @@
+"""The generation kinds, one module each, and the registry that lists them."""

@@ -1,0 +1,105 @@
+"""Progress events from a run, and the job service's life cycle: results, expiry, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from application.generation_run import ModelGateway
+from application.jobs import JobService
+from application.use_cases.rapid_divergence import (
+    GenerateRapidDivergence,
+    RapidDivergenceCommand,
+)
+from domain.errors import NotFound, TooManyJobs
+from domain.generation import Pipeline
+from domain.progress import (
+    ImageProgress,
+    JobEnded,
+    JobStatus,
+    ProgressEvent,
+    StepProgress,
+    StepStatus,
+)
+from tests.unit.fakes import RecordingTextGenerator
+
+
+@dataclass
+class SettableClock:
+    at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@dataclass
+class Gate:
+    """Work that waits until the test opens it."""
+
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def work(self, progress: Any) -> str:
+        await self.opened.wait()
+        return "result"
+
+
+async def test_a_run_reports_every_attempt_and_picture(
+    gateway: ModelGateway, text: RecordingTextGenerator
+) -> None:
+    text.scripted["products"] = ["只有一个", "杯#碗"]  # the first answer is one item short
+    events: list[ProgressEvent] = []
+    await GenerateRapidDivergence(gateway).execute(RapidDivergenceCommand("t", 2), events.append)
+    products = [e for e in events if isinstance(e, StepProgress) and e.step.endswith("products")]
+    assert [(e.status, e.attempt) for e in products] == [
+        (StepStatus.STARTED, 1),
+        (StepStatus.FAILED, 1),
+        (StepStatus.STARTED, 2),
+        (StepStatus.FINISHED, 2),
+    ]
+    assert all(e.seconds is None for e in products if e.status is StepStatus.STARTED)
+    assert all(e.seconds == 1.0 for e in products if e.status is not StepStatus.STARTED)
+    images = [e for e in events if isinstance(e, ImageProgress)]
+    assert images == [ImageProgress(1, 2), ImageProgress(2, 2)]
+
+
+async def test_a_job_keeps_its_result_until_it_expires() -> None:
+    clock = SettableClock()
+    jobs = JobService(clock, ttl_s=60, per_user=1)
+    gate = Gate()
+    job = jobs.submit(Pipeline.RAPID_DIVERGENCE, "u", gate.work)
+    await asyncio.sleep(0)
+    assert job.status is JobStatus.RUNNING
+    gate.opened.set()
+    ended = [event async for event in job.follow()]
+    assert ended == [JobEnded(JobStatus.DONE)] and job.result == "result"
+    clock.at += timedelta(seconds=60)
+    assert jobs.get(job.id) is job
+    clock.at += timedelta(seconds=1)
+    with pytest.raises(NotFound, match="no job"):
+        jobs.get(job.id)
+
+
+async def test_only_running_jobs_count_against_the_limit() -> None:
+    jobs = JobService(SettableClock(), ttl_s=60, per_user=1)
+    gate = Gate()
+    first = jobs.submit(Pipeline.RAPID_DIVERGENCE, None, gate.work)
+    with pytest.raises(TooManyJobs):
+        jobs.submit(Pipeline.RAPID_DIVERGENCE, None, gate.work)
+    jobs.submit(Pipeline.RAPID_DIVERGENCE, "someone", gate.work)
+    assert (await jobs.cancel(first.id)).status is JobStatus.CANCELLED
+    jobs.submit(Pipeline.RAPID_DIVERGENCE, None, gate.work)
+    await jobs.close()
+    assert all(job.status is JobStatus.CANCELLED for job in jobs._jobs.values())
+
+
+async def test_cancelling_a_finished_job_changes_nothing() -> None:
+    jobs = JobService(SettableClock(), ttl_s=60, per_user=4)
+    gate = Gate()
+    gate.opened.set()
+    job = jobs.submit(Pipeline.CONVERGE_SELECT, None, gate.work)
+    [event async for event in job.follow()]
+    assert (await jobs.cancel(job.id)).status is JobStatus.DONE
