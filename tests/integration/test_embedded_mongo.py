@@ -75,6 +75,18 @@ async def test_a_second_service_on_the_same_data_is_refused_by_name(tmp_path: Pa
         await first.close()
 
 
+async def _once_reachable(
+    repository: EmbeddedMongoExperimentRepository, username: str
+) -> Experiment | None:
+    """The driver finds the restarted server at its next heartbeat: storage errors until then."""
+    for _ in range(50):
+        try:
+            return await repository.get(username)
+        except StorageError:
+            await asyncio.sleep(0.2)
+    return await repository.get(username)
+
+
 async def test_a_killed_server_comes_back_with_every_acknowledged_save(tmp_path: Path) -> None:
     repository = EmbeddedMongoExperimentRepository(
         str(tmp_path), timeout_ms=300, restart_backoff_s=(0.2, 1.0)
@@ -97,7 +109,7 @@ async def test_a_killed_server_comes_back_with_every_acknowledged_save(tmp_path:
                 break
             await asyncio.sleep(0.1)
         assert repository.restarts == 1
-        loaded = await repository.get("kit")
+        loaded = await _once_reachable(repository, "kit")
         assert loaded is not None and loaded.design_task == "acknowledged"
         assert loaded.schemes_of(Stage.RAPID_DIVERGENCE) == saved.schemes_of(Stage.RAPID_DIVERGENCE)
     finally:
