@@ -25,8 +25,10 @@ from application.use_cases.research import (
 from application.use_cases.sessions import SaveSession, StartSession
 from domain.experiment import Roster
 from entrypoints import adapter_builders
+from entrypoints.observability.health import Readiness
 from entrypoints.observability.logs import current_request_id
-from entrypoints.observability.metrics import ServiceMetrics
+from entrypoints.observability.metrics import MetricsExposition, ServiceMetrics
+from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.pipelines.registry import PIPELINES
 from entrypoints.settings import Settings
 
@@ -83,6 +85,23 @@ class Container(containers.DeclarativeContainer):
     # and the runs in flight and recent text errors for the dashboard's "now" panel.
     metrics = providers.Singleton(ServiceMetrics)
     run_monitor = providers.Singleton(RunMonitor)
+    # Built per request from the providers above, so a test's override is seen at once.
+    monitored_adapters = providers.Factory(
+        MonitoredAdapters, images=image_generator, text=text_generator, repository=repository
+    )
+    metrics_exposition = providers.Factory(
+        MetricsExposition, metrics=metrics, adapters=monitored_adapters
+    )
+    readiness = providers.Factory(
+        Readiness,
+        settings=settings,
+        repository=repository,
+        load_prompts=prompts.provider,
+        images=image_generator,
+    )
+    # Read from the configuration, not the frozen Settings, each time it is asked for:
+    # tests set it after building the container.
+    research_token = providers.Callable(str, config.research_token)
 
     gateway = providers.Singleton(
         ModelGateway,

@@ -20,11 +20,6 @@ OFF_MESSAGE = "the research API is off: set INSPILOT_RESEARCH_TOKEN"
 Connection = ASGIConnection[Any, Any, Any, Any]
 
 
-def research_token(connection: Connection) -> str:
-    token: str = connection.app.state.container.config.research_token()
-    return token
-
-
 def matches(sent: str | None, expected: str) -> bool:
     return bool(sent) and hmac.compare_digest(str(sent).encode(), expected.encode())
 
@@ -34,8 +29,7 @@ def bearer(connection: Connection) -> str | None:
     return token if scheme.lower() == "bearer" else None
 
 
-def cookie_holds_token(connection: Connection) -> bool:
-    expected = research_token(connection)
+def cookie_holds_token(connection: Connection, expected: str) -> bool:
     return bool(expected) and matches(connection.cookies.get(COOKIE), expected)
 
 

@@ -44,7 +44,7 @@ def create_app(container: Container | None = None) -> Litestar:
     research = Router(
         path="/",
         route_handlers=[ResearchController],
-        guards=[research_guard(container.config.research_token())],
+        guards=[research_guard(container.research_token())],
     )
     app = Litestar(
         route_handlers=[

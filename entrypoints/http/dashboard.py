@@ -12,23 +12,22 @@ from typing import Any, ClassVar
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from application.monitoring import RunMonitor
+from application.ports import ExperimentRepository
 from domain.experiment import check_username
-from entrypoints.http.access import (
-    COOKIE,
-    OFF_MESSAGE,
-    cookie_holds_token,
-    matches,
-    research_token,
-)
+from entrypoints.http.access import COOKIE, OFF_MESSAGE, cookie_holds_token, matches
 from entrypoints.http.dashboard_views import (
     generation_view,
     now_panel,
     participant_rows,
     sketches_by_stage,
 )
+from entrypoints.observability.sources import MonitoredAdapters
+from entrypoints.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
 LOGIN = "/dashboard/login"
@@ -46,8 +45,8 @@ def _page(name: str, status: int = 200, **context: Any) -> Template:
     )
 
 
-def _login_page(request: AnyRequest, status: int = 200, error: str | None = None) -> Template:
-    off = not research_token(request)
+def _login_page(research_token: str, status: int = 200, error: str | None = None) -> Template:
+    off = not research_token
     return _page("login", status=403 if off else status, error=OFF_MESSAGE if off else error)
 
 
@@ -57,18 +56,19 @@ class DashboardController(Controller):
     include_in_schema = False
 
     @get(LOGIN.removeprefix(path), operation_id="dashboardLoginForm")
-    async def login_form(self, request: AnyRequest) -> Template:
-        return _login_page(request)
+    async def login_form(self, research_token: NamedDependency[str]) -> Template:
+        return _login_page(research_token)
 
     @post(LOGIN.removeprefix(path), operation_id="dashboardLogin", status_code=303)
-    async def login(self, request: AnyRequest) -> Response[Any] | Template:
-        expected = research_token(request)
+    async def login(
+        self, request: AnyRequest, research_token: NamedDependency[str]
+    ) -> Response[Any] | Template:
         form = await request.form()
-        if not expected or not matches(form.get("token"), expected):
-            return _login_page(request, status=401, error="that is not the research token")
+        if not research_token or not matches(form.get("token"), research_token):
+            return _login_page(research_token, status=401, error="that is not the research token")
         cookie = Cookie(
             key=COOKIE,
-            value=expected,
+            value=research_token,
             path="/",
             httponly=True,
             samesite="strict",
@@ -83,11 +83,14 @@ class DashboardController(Controller):
         return response
 
     @get("/", operation_id="dashboard")
-    async def index(self, request: AnyRequest) -> Template | Response[Any]:
-        if not cookie_holds_token(request):
+    async def index(
+        self,
+        request: AnyRequest,
+        research_token: NamedDependency[str],
+        repository: NamedDependency[ExperimentRepository],
+    ) -> Template | Response[Any]:
+        if not cookie_holds_token(request, research_token):
             return Redirect(LOGIN, status_code=303)
-        container = request.app.state.container
-        repository = container.repository()
         participants = await repository.list_participants()
         recent = await repository.list_generations(None, RECENT_SHOWN, with_images=False)
         return _page(
@@ -98,12 +101,15 @@ class DashboardController(Controller):
 
     @get("/participants/{username:str}", operation_id="dashboardParticipant")
     async def participant(
-        self, request: AnyRequest, username: FromPath[str]
+        self,
+        request: AnyRequest,
+        username: FromPath[str],
+        research_token: NamedDependency[str],
+        repository: NamedDependency[ExperimentRepository],
     ) -> Template | Response[Any]:
-        if not cookie_holds_token(request):
+        if not cookie_holds_token(request, research_token):
             return Redirect(LOGIN, status_code=303)
         username = check_username(username)
-        repository = request.app.state.container.repository()
         experiment = await repository.get(username)
         if experiment is None:
             return _page("missing", status=404, username=username)
@@ -119,9 +125,15 @@ class DashboardController(Controller):
         )
 
     @get("/now.json", operation_id="dashboardNow", media_type=MediaType.JSON)
-    async def now(self, request: AnyRequest) -> Response[Any]:
-        if not cookie_holds_token(request):
+    async def now(
+        self,
+        request: AnyRequest,
+        research_token: NamedDependency[str],
+        run_monitor: NamedDependency[RunMonitor],
+        settings: NamedDependency[Settings],
+        monitored_adapters: NamedDependency[MonitoredAdapters],
+    ) -> Response[Any]:
+        if not cookie_holds_token(request, research_token):
             return Response({"error": "log in at /dashboard/login"}, status_code=401)
-        return Response(
-            now_panel(request.app.state.container), headers={"Cache-Control": "no-store"}
-        )
+        panel = now_panel(run_monitor, settings, monitored_adapters)
+        return Response(panel, headers={"Cache-Control": "no-store"})

@@ -11,7 +11,8 @@ from application.monitoring import RunMonitor
 from application.ports import ParticipantSummary
 from domain.experiment import SCHEME_STAGES, Experiment, Scheme
 from domain.generation import GenerationRecord
-from entrypoints.observability.sources import endpoint_stats, pool_stats, record_queue
+from entrypoints.observability.sources import MonitoredAdapters
+from entrypoints.settings import Settings
 
 # Only pictures the browser renders inertly are put in <img src>; anything else is omitted.
 _IMAGE_DATA_PREFIXES = ("data:image/png;", "data:image/jpeg;", "data:image/webp;")
@@ -124,13 +125,13 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
     }
 
 
-def now_panel(container: Any) -> dict[str, Any]:
+def now_panel(
+    monitor: RunMonitor, settings: Settings, adapters: MonitoredAdapters
+) -> dict[str, Any]:
     """Runs in flight, the SD pool, the text model's recent errors, the record queue."""
-    monitor: RunMonitor = container.run_monitor()
     now = datetime.now(UTC)
-    settings = container.settings()
-    stats = pool_stats(container.image_generator())
-    writer = record_queue(container)
+    stats = adapters.pool_stats()
+    writer = adapters.record_queue()
     return {
         "at": now.isoformat(timespec="seconds"),
         "in_flight": [
@@ -172,7 +173,7 @@ def now_panel(container: Any) -> dict[str, Any]:
                 }
                 for error in monitor.recent_text_errors()
             ],
-            "endpoints": endpoint_stats(container.text_generator()),
+            "endpoints": adapters.endpoint_stats(),
         },
         "records": ({"queue": writer.depth(), "failures": writer.failures()} if writer else None),
     }

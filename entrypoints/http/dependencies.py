@@ -39,5 +39,10 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "get_generation",
             "get_generation_image",
             "repository",
+            "research_token",
+            "readiness",
+            "metrics_exposition",
+            "monitored_adapters",
+            "run_monitor",
         )
     }

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Response, get
+from litestar.di import NamedDependency
 
-from entrypoints.observability.health import readiness
-from entrypoints.observability.metrics import CONTENT_TYPE
+from entrypoints.observability.health import Readiness
+from entrypoints.observability.metrics import CONTENT_TYPE, MetricsExposition
 
 
 @get("/health/live", operation_id="healthLive", tags=["operations"], sync_to_thread=False)
@@ -21,16 +22,14 @@ def health_live() -> dict[str, bool]:
 
 
 @get("/health/ready", operation_id="healthReady", tags=["operations"])
-async def health_ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def health_ready(readiness: NamedDependency[Readiness]) -> Response[dict[str, Any]]:
     """200 when storage, prompts, an SD instance and the text model are all usable; else 503."""
-    ready, checks = await readiness(request.app.state.container)
+    ready, checks = await readiness.check()
     body = {"ready": ready, "checks": {name: check.as_dict() for name, check in checks.items()}}
     return Response(body, status_code=200 if ready else 503, media_type=MediaType.JSON)
 
 
 @get("/metrics", operation_id="metrics", tags=["operations"], sync_to_thread=False)
-def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+def metrics(metrics_exposition: NamedDependency[MetricsExposition]) -> Response[bytes]:
     """Prometheus text exposition format."""
-    container = request.app.state.container
-    body = container.metrics().exposition(container)
-    return Response(body, media_type=CONTENT_TYPE)
+    return Response(metrics_exposition.render(), media_type=CONTENT_TYPE)

@@ -8,11 +8,14 @@ without probing anything itself.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from application.ports import ExperimentRepository
 from domain.errors import InsPilotError
 from entrypoints.observability.sources import pool_stats
+from entrypoints.settings import Settings
 
 # A username no participant can have (check_username refuses a leading '$'): reading it
 # asks the store a real question without ever touching study data.
@@ -29,8 +32,7 @@ class Check:
         return {"ok": self.ok, "detail": self.detail}
 
 
-async def check_storage(container: Any) -> Check:
-    repository = container.repository()
+async def check_storage(repository: ExperimentRepository) -> Check:
     name = type(repository).__name__
     try:
         async with asyncio.timeout(STORAGE_TIMEOUT_S):
@@ -42,20 +44,19 @@ async def check_storage(container: Any) -> Check:
     return Check(True, f"{name} answers")
 
 
-def check_prompts(container: Any) -> Check:
+def check_prompts(load_prompts: Callable[[], object]) -> Check:
     try:
-        catalog = container.prompts()
+        catalog = load_prompts()
     except Exception as exc:  # the app refuses to start on a bad template; this is belt and braces
         return Check(False, f"templates cannot be loaded: {exc}")
     directory = getattr(catalog, "directory", None)
     return Check(True, f"templates loaded from {directory}" if directory else "templates loaded")
 
 
-def check_sd(container: Any) -> Check:
-    settings = container.settings()
+def check_sd(settings: Settings, images: object) -> Check:
     if settings.images_backend != "sd":
         return Check(True, f"{settings.images_backend} image backend: no instances to probe")
-    stats = pool_stats(container.image_generator())
+    stats = pool_stats(images)
     if stats is None:
         return Check(False, "the image generator reports no pool")
     healthy = [item.instance for item in stats.instances if item.healthy]
@@ -65,8 +66,7 @@ def check_sd(container: Any) -> Check:
     return Check(True, f"{len(healthy)} of {total} SD instances healthy")
 
 
-def check_text(container: Any) -> Check:
-    settings = container.settings()
+def check_text(settings: Settings) -> Check:
     backend = settings.text_backend
     if backend == "demo":
         return Check(True, "demo text model")
@@ -81,11 +81,21 @@ def check_text(container: Any) -> Check:
     return Check(True, f"{backend} text model {model} configured")
 
 
-async def readiness(container: Any) -> tuple[bool, dict[str, Check]]:
-    checks = {
-        "storage": await check_storage(container),
-        "prompts": check_prompts(container),
-        "sd": check_sd(container),
-        "text": check_text(container),
-    }
-    return all(check.ok for check in checks.values()), checks
+@dataclass(frozen=True)
+class Readiness:
+    """What readiness looks at, provided per request by the container. The catalog comes
+    as its loader, so a template that cannot be loaded is a failed check, not an error."""
+
+    settings: Settings
+    repository: ExperimentRepository
+    load_prompts: Callable[[], object]
+    images: object
+
+    async def check(self) -> tuple[bool, dict[str, Check]]:
+        checks = {
+            "storage": await check_storage(self.repository),
+            "prompts": check_prompts(self.load_prompts),
+            "sd": check_sd(self.settings, self.images),
+            "text": check_text(self.settings),
+        }
+        return all(check.ok for check in checks.values()), checks

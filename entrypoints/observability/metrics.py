@@ -7,6 +7,7 @@ never paths, and nothing is labelled by username or task.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from application.ports import GenerationObserver, RunStarted
 from domain.generation import GenerationRecord, TextStep
-from entrypoints.observability.sources import endpoint_stats, pool_stats, record_queue
+from entrypoints.observability.sources import MonitoredAdapters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED_ROUTE = "unmatched"
@@ -107,24 +108,32 @@ class ServiceMetrics(GenerationObserver):
             seconds = (step.finished_at - step.started_at).total_seconds()
             self.text_step_seconds.observe(max(seconds, 0.0))
 
-    def exposition(self, container: Any) -> bytes:
-        """Counters kept here, then what the container's adapters report right now."""
+
+@dataclass(frozen=True)
+class MetricsExposition:
+    """One scrape of `/metrics`, provided per request by the container."""
+
+    metrics: ServiceMetrics
+    adapters: MonitoredAdapters
+
+    def render(self) -> bytes:
+        """Counters kept here, then what the adapters report right now."""
         scraped = CollectorRegistry()
-        scraped.register(_ScrapeTimeCollector(container))
-        return generate_latest(self.registry) + generate_latest(scraped)
+        scraped.register(_ScrapeTimeCollector(self.adapters))
+        return generate_latest(self.metrics.registry) + generate_latest(scraped)
 
 
 class _ScrapeTimeCollector(Collector):
     """Figures the adapters already keep, read when Prometheus scrapes: the SD pool's hot
     path carries no metrics code, and the figures cannot drift from what the pool decides."""
 
-    def __init__(self, container: Any) -> None:
-        self._container = container
+    def __init__(self, adapters: MonitoredAdapters) -> None:
+        self._adapters = adapters
 
     def collect(self) -> Iterator[Metric]:
-        yield from _sd_families(pool_stats(self._container.image_generator()))
-        yield from _record_families(record_queue(self._container))
-        yield from _text_endpoint_families(endpoint_stats(self._container.text_generator()))
+        yield from _sd_families(self._adapters.pool_stats())
+        yield from _record_families(self._adapters.record_queue())
+        yield from _text_endpoint_families(self._adapters.endpoint_stats())
 
 
 def _sd_families(stats: Any | None) -> Iterable[Metric]:

@@ -8,6 +8,7 @@ where an adapter provides it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -39,9 +40,8 @@ def pool_stats(images: object) -> Any | None:
     return images.stats() if isinstance(images, PoolStatsSource) else None
 
 
-def record_queue(container: Any) -> RecordQueueStats | None:
+def record_queue(repository: object) -> RecordQueueStats | None:
     """The repository when it writes records in the background (the RecordWriter)."""
-    repository = container.repository()
     return repository if isinstance(repository, RecordQueueStats) else None
 
 
@@ -53,3 +53,22 @@ def endpoint_stats(text: object) -> list[dict[str, Any]]:
         row = dict(item) if isinstance(item, dict) else dict(vars(item))
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class MonitoredAdapters:
+    """The adapters monitoring reads, as the container provides them for one request:
+    the metrics and the dashboard get these, never the container itself."""
+
+    images: object
+    text: object
+    repository: object
+
+    def pool_stats(self) -> Any | None:
+        return pool_stats(self.images)
+
+    def record_queue(self) -> RecordQueueStats | None:
+        return record_queue(self.repository)
+
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        return endpoint_stats(self.text)
