@@ -18,6 +18,7 @@ from application.ports import (
     PromptCatalog,
     RunStarted,
     TemplateVersion,
+    TextAnswer,
     TextGenerator,
     TextRequest,
 )
@@ -204,11 +205,9 @@ class GenerationRun:
             fitted = fit(answer.text)
             if isinstance(fitted, ListMismatch):
                 mismatch = fitted
-                self._record(
-                    step, raw_answer=answer.text, model=answer.model, error=fitted.describe()
-                )
+                self._record(step, answer=answer, error=fitted.describe())
                 continue
-            self._record(step, raw_answer=answer.text, model=answer.model, items=tuple(fitted))
+            self._record(step, answer=answer, items=tuple(fitted))
             return fitted
         detail = mismatch.describe() if mismatch else "no usable answer"
         raise ModelAnswerInvalid(
@@ -216,8 +215,11 @@ class GenerationRun:
             f"({detail}) after {max_attempts} attempts"
         )
 
-    def _record(self, step: TextStep, **outcome: Any) -> None:
-        """Keep one attempt, stamped with the time it ended, and tell the watcher."""
+    def _record(self, step: TextStep, answer: TextAnswer | None = None, **outcome: Any) -> None:
+        """Keep one attempt, stamped with the time it ended, with who answered it, and tell
+        the watcher."""
+        if answer is not None:
+            outcome.update(raw_answer=answer.text, model=answer.model, endpoint=answer.endpoint)
         ended = replace(step, finished_at=self._gateway.clock.now(), **outcome)
         self._text_steps.append(ended)
         status = StepStatus.FAILED if ended.error else StepStatus.FINISHED

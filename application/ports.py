@@ -32,8 +32,11 @@ class TextRequest:
 
 @dataclass(frozen=True)
 class TextAnswer:
+    """The model's text; `endpoint` names the endpoint that answered when there are several."""
+
     text: str
     model: str
+    endpoint: str | None = None
 
 
 class TextGenerator(Protocol):

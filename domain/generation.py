@@ -40,6 +40,7 @@ class TextStep:
     # its content, so researchers can tell stimuli apart after designers edit a prompt.
     template: str | None = None
     template_version: str | None = None
+    endpoint: str | None = None  # which of several text endpoints answered
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,44 @@ def openai_text_generator(settings: Settings) -> Any:
     )
 
 
+def endpoints_text_generator(settings: Settings) -> Any:
+    """Several endpoints from INSPILOT_TEXT_ENDPOINTS, checked when the settings loaded."""
+    from adapters.openai_text import AzureOpenAITextGenerator, TextEndpoint
+
+    endpoints = []
+    for entry in settings.text_endpoints:
+        shared: dict[str, Any] = {
+            "weight": entry.weight,
+            "max_concurrency": entry.max_concurrency or settings.text_concurrency,
+        }
+        if entry.kind == "azure":
+            endpoint = TextEndpoint.azure(
+                entry.name,
+                endpoint=entry.url,
+                api_version=entry.api_version or settings.azure_openai_api_version,
+                deployment=entry.model,
+                vision_deployment=entry.vision_model,
+                api_key=entry.api_key,
+                use_entra_id=entry.use_entra_id,
+                **shared,
+            )
+        else:
+            endpoint = TextEndpoint.openai(
+                entry.name,
+                base_url=entry.url or None,
+                api_key=entry.api_key,
+                model=entry.model,
+                vision_model=entry.vision_model,
+                **shared,
+            )
+        endpoints.append(endpoint)
+    return AzureOpenAITextGenerator(
+        endpoints,
+        step_deadline_s=settings.text_deadline_s,
+        structured_choices=settings.text_structured_choices,
+    )
+
+
 def sd_image_generator(settings: Settings) -> Any:
     from adapters.sd_webui import SdWebUIImageGenerator
 

@@ -60,6 +60,7 @@ class Container(containers.DeclarativeContainer):
         demo=providers.Singleton(DemoTextGenerator, latency_s=config.demo_text_latency_s),
         azure=providers.Singleton(adapter_builders.azure_text_generator, settings),
         openai=providers.Singleton(adapter_builders.openai_text_generator, settings),
+        endpoints=providers.Singleton(adapter_builders.endpoints_text_generator, settings),
     )
     image_generator: providers.Provider[Any] = providers.Selector(
         config.images_backend,

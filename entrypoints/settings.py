@@ -7,6 +7,7 @@ wins. A wrong value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from typing import Any
 
 from domain.errors import InvalidInput
 from domain.experiment import check_username
+from entrypoints.text_endpoints import TextEndpointEntry, parse_text_endpoints, with_keys
 
 PREFIX = "INSPILOT_"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -121,11 +123,16 @@ class Setting:
     default: str
     parse: Callable[[str], Any]
     doc: str
+    secret: bool = False
 
 
-def _setting(default: str, parse: Callable[[str], Any], doc: str) -> Any:
-    """A settings field: the variable's default (as written in the environment), parser, doc."""
-    return field(metadata={"default": default, "parse": parse, "doc": doc})
+def _setting(default: str, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
+    """A settings field: the variable's default (as written in the environment), parser, doc.
+
+    A secret one (a key, or a value holding keys) stays out of reprs and error messages.
+    """
+    metadata = {"default": default, "parse": parse, "doc": doc, "secret": secret}
+    return field(metadata=metadata, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -159,15 +166,22 @@ class Settings:
         "",
         _text,
         "Bearer token of the researchers' read-only API under /api/v1 (empty: the API is off).",
+        secret=True,
     )
     text_backend: str = _setting(
-        "demo", _choice("demo", "azure", "openai"), "demo, azure or openai."
+        "demo",
+        _choice("demo", "azure", "openai", "endpoints"),
+        "demo, azure, openai (one endpoint from the variables below) or endpoints "
+        "(several, from `INSPILOT_TEXT_ENDPOINTS`).",
     )
     demo_text_latency_s: float = _setting(
         "0", _non_negative_float, "Simulated latency of the demo text model."
     )
     text_concurrency: int = _setting(
-        "10", _positive_int, "Concurrent requests to the text model service."
+        "10",
+        _positive_int,
+        "Concurrent requests to the text model service (per endpoint: the default of each "
+        "entry's `max_concurrency`).",
     )
     text_deadline_s: float = _setting(
         "60", _positive_float, "Deadline of one text step, all retries included."
@@ -178,10 +192,20 @@ class Settings:
         "Constrain choice steps to the offered names with JSON-schema structured output "
         "(needs a model and endpoint that support it).",
     )
+    # Issue 10: several text endpoints (api_key_env names are resolved in load()).
+    text_endpoints: tuple[TextEndpointEntry, ...] = _setting(
+        "",
+        parse_text_endpoints,
+        "For `INSPILOT_TEXT_BACKEND=endpoints`: a JSON array of endpoints, or "
+        "`[[text_endpoints]]` tables in the config file (see below).",
+        secret=True,
+    )
     azure_openai_endpoint: str = _setting(
         "", _text, "Azure OpenAI resource endpoint, https://NAME.openai.azure.com."
     )
-    azure_openai_api_key: str = _setting("", _text, "Azure OpenAI API key (or use Entra ID).")
+    azure_openai_api_key: str = _setting(
+        "", _text, "Azure OpenAI API key (or use Entra ID).", secret=True
+    )
     azure_openai_api_version: str = _setting("2024-10-21", _text, "Azure OpenAI API version.")
     azure_openai_deployment: str = _setting("", _text, "Chat deployment name.")
     azure_openai_vision_deployment: str = _setting(
@@ -191,7 +215,9 @@ class Settings:
         "false", _flag, "Authenticate with Entra ID (DefaultAzureCredential) instead of a key."
     )
     openai_base_url: str = _setting("", _text, "OpenAI-compatible base URL (empty: OpenAI itself).")
-    openai_api_key: str = _setting("", _text, "API key of the OpenAI-compatible endpoint.")
+    openai_api_key: str = _setting(
+        "", _text, "API key of the OpenAI-compatible endpoint.", secret=True
+    )
     openai_model: str = _setting("", _text, "Chat model name.")
     openai_vision_model: str = _setting(
         "", _text, "Model for vision steps (default: the chat model)."
@@ -268,7 +294,13 @@ class Settings:
             try:
                 values[setting.name.lower()] = setting.parse(raw)
             except ValueError as exc:
-                raise SettingsError(f"{variable}={raw!r}: {exc}") from None
+                shown = "" if setting.secret else f"={raw!r}"
+                raise SettingsError(f"{variable}{shown}: {exc}") from None
+        if values["text_backend"] == "endpoints":
+            try:
+                values["text_endpoints"] = with_keys(values["text_endpoints"], env)
+            except ValueError as exc:
+                raise SettingsError(f"{PREFIX}TEXT_ENDPOINTS: {exc}") from None
         settings = cls(**values)
         settings._check_backends()
         return settings
@@ -283,12 +315,16 @@ class Settings:
                 self.azure_openai_api_key,
             ),
             (self.text_backend == "openai", "OPENAI_MODEL", self.openai_model),
+            (self.text_backend == "endpoints", "TEXT_ENDPOINTS", ",".join(self._endpoint_names())),
             (self.images_backend == "sd", "SD_INSTANCES", ",".join(self.sd_instances)),
             (self.storage_backend == "mongodb", "MONGODB_URI", self.mongodb_uri),
         ]
         for applies, name, value in needed:
             if applies and not value:
                 raise SettingsError(f"{PREFIX}{name} must be set for the chosen backend")
+
+    def _endpoint_names(self) -> list[str]:
+        return [entry.name for entry in self.text_endpoints]
 
     def as_config(self) -> dict[str, Any]:
         """The dict handed to dependency-injector's Configuration provider."""
@@ -304,7 +340,12 @@ def _file_values(path: str) -> dict[str, str]:
         raise SettingsError(f"{PREFIX}CONFIG_FILE={path!r}: cannot be read ({exc})") from None
     values: dict[str, str] = {}
     for key, value in table.items():
-        if isinstance(value, list):
+        if isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(item, dict) for item in value)
+        ):
+            # Tables ([[text_endpoints]]) reach their parser as the JSON the variable holds.
+            value = json.dumps(value, default=str)
+        elif isinstance(value, list):
             value = ",".join(str(item) for item in value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
@@ -320,6 +361,7 @@ def settings_table() -> tuple[Setting, ...]:
             item.metadata["default"],
             item.metadata["parse"],
             item.metadata["doc"],
+            item.metadata["secret"],
         )
         for item in fields(Settings)
     )

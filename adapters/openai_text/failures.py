@@ -46,6 +46,13 @@ class Failure:
     reason: str
     retryable: bool
     retry_after_s: float | None = None
+    # What the endpoint's call counters show: finer than `kind`, which drives the errors.
+    outcome: str = "client_error"
+
+    @property
+    def asks_to_wait(self) -> bool:
+        """A 429 with Retry-After: the endpoint told us itself when to come back."""
+        return self.outcome == "rate_limited" and self.retry_after_s is not None
 
     def to_error(self, where: str, attempts: int, elapsed_s: float) -> ModelError:
         tried = f"{attempts} attempt{'s' if attempts > 1 else ''} in {elapsed_s:.1f}s"
@@ -68,15 +75,17 @@ class Failure:
 def classify(exc: BaseException) -> Failure:
     """Sort an exception from one attempt into a Failure; unknown ones are not retried."""
     if isinstance(exc, TimeoutError | openai.APITimeoutError):
-        return Failure("timeout", "no answer before the step's deadline", retryable=True)
+        return Failure("timeout", "no answer in time", retryable=True, outcome="timeout")
     if isinstance(exc, CredentialUnavailable):
-        return Failure("config", f"no Entra ID token: {exc}", retryable=False)
+        return Failure("config", f"no Entra ID token: {exc}", False, outcome="config_error")
     if isinstance(exc, openai.APIConnectionError):
-        return Failure("unavailable", f"cannot connect ({_cause(exc)})", retryable=True)
+        reason = f"cannot connect ({_cause(exc)})"
+        return Failure("unavailable", reason, retryable=True, outcome="connection_error")
     if isinstance(exc, openai.APIStatusError):
         return _classify_status(exc)
     if isinstance(exc, openai.APIResponseValidationError):
-        return Failure("invalid", "the reply did not have the chat-completion shape", False)
+        reason = "the reply did not have the chat-completion shape"
+        return Failure("invalid", reason, retryable=False, outcome="invalid_answer")
     return Failure("refused", f"the SDK failed: {type(exc).__name__}: {exc}", retryable=False)
 
 
@@ -84,7 +93,8 @@ def _classify_status(exc: openai.APIStatusError) -> Failure:
     status = exc.status_code
     detail = _server_message(exc)
     if status == 400 and _is_content_filter(exc):
-        return Failure("rejected", f"the content filter refused the prompt{_filtered(exc)}", False)
+        reason = f"the content filter refused the prompt{_filtered(exc)}"
+        return Failure("rejected", reason, retryable=False, outcome="content_filter")
     should_retry = exc.response.headers.get("x-should-retry")
     retryable = status in _RETRYABLE_STATUS or status >= 500
     if should_retry in ("true", "false"):
@@ -96,11 +106,13 @@ def _classify_status(exc: openai.APIStatusError) -> Failure:
             f"{what} (HTTP {status}{detail})",
             True,
             retry_after_s=retry_after_s(exc.response.headers),
+            outcome="rate_limited" if status == 429 else "server_error",
         )
     if status in _CONFIG_STATUS:
         # No server text for auth errors: it may quote part of the key.
         shown = detail if status == 404 else ""
-        return Failure("config", f"{_CONFIG_STATUS[status]} (HTTP {status}{shown})", False)
+        reason = f"{_CONFIG_STATUS[status]} (HTTP {status}{shown})"
+        return Failure("config", reason, retryable=False, outcome="config_error")
     return Failure("refused", f"the service refused the request (HTTP {status}{detail})", False)
 
 

@@ -83,6 +83,7 @@ def _text_step(step: TextStep) -> dict[str, Any]:
         "rawAnswer": step.raw_answer,
         "items": list(step.items),
         "model": step.model,
+        "endpoint": step.endpoint,
         "error": step.error,
         "template": step.template,
         "templateVersion": step.template_version,

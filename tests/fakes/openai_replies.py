@@ -113,6 +113,12 @@ class RecordedRequest:
     def has_images(self) -> bool:
         return bool(self.image_urls)
 
+    @property
+    def max_tokens(self) -> int | None:
+        """1 marks the adapter's health probes, which tests tell apart from real steps."""
+        value = self.body.get("max_tokens")
+        return value if isinstance(value, int) else None
+
 
 def completion(model: str, content: str | None, finish_reason: str) -> dict[str, Any]:
     """A `chat.completion` object as the real APIs send it."""

@@ -28,7 +28,12 @@ KEY = "sk-test-0123456789"
 TEXT, VISION = "gpt-text", "gpt-vision"
 PRODUCTS = TextRequest(step="rapid_divergence/products", prompt="请给出4个产品", expected_count=4)
 PNG = "data:image/png;base64,iVBORw0KGgo="
-FAST: Policy = {"backoff_base_s": 0.05, "backoff_max_s": 0.2, "step_deadline_s": 5.0}
+FAST: Policy = {
+    "backoff_base_s": 0.05,
+    "backoff_max_s": 0.2,
+    "step_deadline_s": 5.0,
+    "cooldown_base_s": 0.5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,7 @@ async def test_openai_compatible_happy_path(fake: FakeOpenAIServer) -> None:
     async with running(openai_at(fake)) as generator:
         answer = await generator.complete(PRODUCTS)
     assert answer.text == "项目1#项目2#项目3#项目4"
-    assert answer.model == TEXT
+    assert (answer.model, answer.endpoint) == (TEXT, "openai")
     [seen] = fake.requests
     assert (seen.flavor, seen.path, seen.model, seen.credential) == (
         "openai",
@@ -127,13 +132,17 @@ async def test_options_are_repeated_to_the_model(fake: FakeOpenAIServer) -> None
     assert system["role"] == "system" and "- 折叠雨伞\n- 智能水杯" in system["content"]
 
 
-async def test_rate_limit_waits_for_retry_after_then_succeeds(fake: FakeOpenAIServer) -> None:
+async def test_rate_limit_cools_down_for_retry_after_then_a_probe_brings_it_back(
+    fake: FakeOpenAIServer,
+) -> None:
     fake.enqueue(Fault.rate_limited(retry_after_s=1.0))
     async with running(azure_at(fake)) as generator:
         started = time.monotonic()
         answer = await generator.complete(PRODUCTS)
         elapsed = time.monotonic() - started
-    assert answer.text and fake.request_count == 2
+    # The step that met the 429 waits out the cooldown (the Retry-After, longer than the
+    # 0.5 s base here); then one probe, then the step's own call.
+    assert answer.text and [seen.max_tokens for seen in fake.requests] == [None, 1, None]
     assert 0.95 <= elapsed < 4.0
 
 
@@ -152,7 +161,7 @@ async def test_rate_limit_longer_than_the_deadline_fails_at_once(fake: FakeOpenA
         with pytest.raises(ModelUnavailable, match="asked to wait 30s") as caught:
             await generator.complete(PRODUCTS)
     assert time.monotonic() - started < 1.0
-    assert caught.value.retry_after_s == 30
+    assert caught.value.retry_after_s == pytest.approx(30, abs=1)
     assert fake.request_count == 1
 
 
@@ -198,9 +207,13 @@ async def test_outage_then_deadline_is_reported_as_the_outage(fake: FakeOpenAISe
 async def test_waiting_for_a_slot_past_the_deadline_says_so(fake: FakeOpenAIServer) -> None:
     async with running(openai_at(fake, concurrency=1, step_deadline_s=0.5)) as generator:
         # Holding the only slot here, not with a hung call, keeps the race out of the test.
-        async with generator._slots:  # type: ignore[union-attr]
-            with pytest.raises(ModelTimeout, match="request slots"):
+        [endpoint] = generator.endpoints
+        endpoint.in_flight += 1
+        try:
+            with pytest.raises(ModelTimeout, match="one of 1 request slots"):
                 await generator.complete(PRODUCTS)
+        finally:
+            endpoint.in_flight -= 1
     assert fake.request_count == 0
 
 
