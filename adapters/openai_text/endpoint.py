@@ -19,14 +19,17 @@ _CLIENT_TIMEOUT_S = 600.0  # every call passes its own, shorter timeout
 
 
 class EndpointStats(TypedDict):
-    """One endpoint's counters and state, for the metrics."""
+    """One endpoint's counters and state, as /metrics reads them: a mapping becomes
+    `inspilot_text_<key>_total{endpoint,outcome}`, a number ending in `_total` a counter
+    `inspilot_text_endpoint_<key>{endpoint}`, any other number a gauge of that name."""
 
+    endpoint: str  # the entry's name
     calls: dict[str, int]  # chat calls by outcome (see CALL_OUTCOMES); probes not included
     probes: dict[str, int]  # "passed" / "failed"
-    cooldowns: int  # times it was taken out of traffic
+    cooldowns_total: int  # times it was taken out of traffic
     healthy: bool  # takes traffic now
     state: str  # "healthy", "cooling" or "probing"
-    cooling_remaining_s: float
+    cooldown_remaining_seconds: float
     in_flight: int
     max_concurrency: int
     weight: float
@@ -181,12 +184,13 @@ class TextEndpoint:
 
     def stats(self) -> EndpointStats:
         return EndpointStats(
+            endpoint=self.name,
             calls={outcome: self.calls[outcome] for outcome in CALL_OUTCOMES},
             probes={"passed": self.probes["passed"], "failed": self.probes["failed"]},
-            cooldowns=self.health.cooldowns,
+            cooldowns_total=self.health.cooldowns,
             healthy=self.health.healthy,
             state=self.health.state,
-            cooling_remaining_s=round(self.health.remaining_s(), 3),
+            cooldown_remaining_seconds=round(self.health.remaining_s(), 3),
             in_flight=self.in_flight,
             max_concurrency=self.max_concurrency,
             weight=self.weight,

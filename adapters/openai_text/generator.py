@@ -125,9 +125,10 @@ class AzureOpenAITextGenerator(TextGenerator):
     def endpoints(self) -> tuple[TextEndpoint, ...]:
         return self._router.endpoints
 
-    def endpoint_stats(self) -> dict[str, EndpointStats]:
-        """Per endpoint name, in configuration order: calls by outcome, cooldowns, health."""
-        return {endpoint.name: endpoint.stats() for endpoint in self.endpoints}
+    def endpoint_stats(self) -> list[EndpointStats]:
+        """One row per endpoint, in configuration order: calls by outcome, cooldowns, health
+        (read by /metrics; plain values, safe to read from another thread)."""
+        return [endpoint.stats() for endpoint in self.endpoints]
 
     async def start(self) -> None:
         """Create the clients and the router's asyncio state here, on the loop that uses them."""

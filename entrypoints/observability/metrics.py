@@ -193,20 +193,33 @@ def _record_families(writer: Any | None) -> Iterable[Metric]:
 
 
 def _text_endpoint_families(rows: list[dict[str, Any]]) -> Iterable[Metric]:
-    """Each numeric field of the text adapter's per-endpoint stats becomes
-    `inspilot_text_endpoint_<field>{endpoint}`; the adapter decides what it counts."""
-    families: dict[str, GaugeMetricFamily] = {}
+    """The text adapter's per-endpoint stats; the adapter decides what it counts.
+
+    A numeric field becomes the gauge `inspilot_text_endpoint_<field>{endpoint}`, or the
+    counter of that name when the field ends in `_total` (`cooldowns_total`); a mapping
+    of counts becomes the counter `inspilot_text_<field>_total{endpoint,outcome}`
+    (`calls` by outcome: `inspilot_text_calls_total`).
+    """
+    families: dict[str, Metric] = {}
+
+    def family(key: str, kind: type[Metric], name: str, labels: list[str]) -> Any:
+        if key not in families:
+            what = f"Text endpoint figure '{key}' as the text adapter reports it."
+            families[key] = kind(name, what, labels=labels)
+        return families[key]
+
     for row in rows:
         endpoint = str(row.get("endpoint", ""))
         for key, value in row.items():
-            if key == "endpoint" or not isinstance(value, int | float):
-                continue
-            family = families.get(key)
-            if family is None:
-                family = families[key] = GaugeMetricFamily(
-                    f"inspilot_text_endpoint_{key}",
-                    f"Text endpoint figure '{key}' as the text adapter reports it.",
-                    labels=["endpoint"],
+            if isinstance(value, dict):
+                counts = family(
+                    key, CounterMetricFamily, f"inspilot_text_{key}", ["endpoint", "outcome"]
                 )
-            family.add_metric([endpoint], float(value))
+                for outcome, count in value.items():
+                    counts.add_metric([endpoint, str(outcome)], float(count))
+            elif key != "endpoint" and isinstance(value, int | float):
+                counter = key.endswith("_total")
+                name = f"inspilot_text_endpoint_{key.removesuffix('_total')}"
+                kind = CounterMetricFamily if counter else GaugeMetricFamily
+                family(key, kind, name, ["endpoint"]).add_metric([endpoint], float(value))
     return families.values()

@@ -57,6 +57,10 @@ def _generator(*endpoints: TextEndpoint, **policy: Any) -> AzureOpenAITextGenera
     return AzureOpenAITextGenerator(endpoints, rng=random.Random(3), **{**knobs, **policy})
 
 
+def _stats(generator: AzureOpenAITextGenerator) -> dict[str, Any]:
+    return {row["endpoint"]: row for row in generator.endpoint_stats()}
+
+
 def _real_calls(fake: FakeOpenAIServer) -> int:
     return sum(1 for seen in fake.requests if seen.max_tokens != 1)
 
@@ -93,10 +97,10 @@ async def test_one_dead_endpoint_fails_no_step(a_b_c: list[FakeOpenAIServer], de
             _generator(_endpoint("dead", target, KEYS[0]), _endpoint("alive", alive, KEYS[1]))
         ) as generator:
             results = await _steps(generator, 30)
-            stats = generator.endpoint_stats()
+            stats = _stats(generator)
     assert [r for r in results if not hasattr(r, "text")] == []
     assert {r.endpoint for r in results} == {"alive"}
-    assert stats["dead"]["cooldowns"] == 1 and stats["dead"]["healthy"] is False
+    assert stats["dead"]["cooldowns_total"] == 1 and stats["dead"]["healthy"] is False
     assert stats["alive"]["calls"]["ok"] == 30 and stats["alive"]["healthy"] is True
     # Found out within the first batch: after that the dead one is left alone.
     failed_calls = sum(stats["dead"]["calls"].values())
@@ -115,11 +119,11 @@ async def test_a_rate_limited_endpoint_cools_down_for_its_retry_after_and_the_st
     )
     async with running(generator):
         answers = [await generator.complete(PRODUCTS) for _ in range(6)]
-        stats = generator.endpoint_stats()["limited"]
+        stats = _stats(generator)["limited"]
     assert {answer.endpoint for answer in answers} == {"other"}
     assert _real_calls(limited) <= 1 and stats["calls"]["rate_limited"] == _real_calls(limited)
     if _real_calls(limited):
-        assert stats["state"] == "cooling" and stats["cooling_remaining_s"] > 15
+        assert stats["state"] == "cooling" and stats["cooldown_remaining_seconds"] > 15
 
 
 async def test_both_dead_the_first_step_finds_out_the_next_ones_fail_at_once_until_a_probe_passes(

@@ -15,6 +15,7 @@ from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.fakes.inspilot_responder import inspilot_responder
 from tests.fakes.openai_server import FakeOpenAIServer, Fault
+from tests.http.test_operations import sample
 
 TOKEN = "research-token"
 DEADLINE_S = 3.0
@@ -66,9 +67,17 @@ def test_with_one_endpoint_dead_no_request_fails_and_records_name_who_answered(
         records = client.get(
             "/api/v1/generations", headers={"Authorization": f"Bearer {TOKEN}"}
         ).json()["data"]
+        metrics = client.get("/metrics").text
     assert statuses == [200] * 6
     endpoints = {step["endpoint"] for record in records for step in record["textSteps"]}
     assert endpoints == {"b"}
+    failed = sample(metrics, "inspilot_text_calls_total", endpoint="a", outcome="server_error")
+    answered = sample(metrics, "inspilot_text_calls_total", endpoint="b", outcome="ok")
+    # Three in a row cool it down; a call sent beside the third may fail while it cools.
+    assert failed in (3, 4) and answered is not None and answered >= 6 * 4
+    assert sample(metrics, "inspilot_text_endpoint_cooldowns_total", endpoint="a") == 1
+    assert sample(metrics, "inspilot_text_endpoint_healthy", endpoint="a") == 0
+    assert sample(metrics, "inspilot_text_endpoint_healthy", endpoint="b") == 1
 
 
 def test_with_every_endpoint_dead_only_the_first_request_waits_then_503s_until_a_probe_passes(
@@ -101,7 +110,7 @@ def test_with_every_endpoint_dead_only_the_first_request_waits_then_503s_until_a
 def _wait_for_a_probe(container: Container) -> None:
     generator = container.text_generator()
     for _ in range(300):  # generous: the first cooldown is 5 s
-        if any(stats["healthy"] for stats in generator.endpoint_stats().values()):
+        if any(row["healthy"] for row in generator.endpoint_stats()):
             return
         time.sleep(0.05)
     raise AssertionError("no probe brought an endpoint back")

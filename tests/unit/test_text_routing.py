@@ -188,8 +188,8 @@ def test_stats_show_calls_by_outcome_cooldowns_and_health() -> None:
     endpoint.health.failed("x", retry_after_s=2, asks_to_wait=True)  # bypasses the task
     stats = endpoint.stats()
     assert stats["calls"]["ok"] == 1 and stats["calls"]["timeout"] == 0
-    assert (stats["cooldowns"], stats["healthy"], stats["state"]) == (1, False, "cooling")
-    assert stats["cooling_remaining_s"] == 5 and stats["max_concurrency"] == 10
+    assert (stats["cooldowns_total"], stats["healthy"], stats["state"]) == (1, False, "cooling")
+    assert stats["cooldown_remaining_seconds"] == 5 and stats["endpoint"] == "eu"
 
 
 def test_endpoint_names_must_be_unique() -> None:
