@@ -99,6 +99,7 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
                 "template": step.template,
                 "version": step.template_version,
                 "model": step.model,
+                "endpoint": step.endpoint,
                 "seconds": seconds(step.started_at, step.finished_at),
                 "prompt": step.prompt,
                 "answer": step.raw_answer,
