@@ -43,34 +43,57 @@ def free_port() -> int:
 
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants, in MB."""
-    total, stack = 0.0, [pid]
+    return sum(tree_rss_by_role(pid).values())
+
+
+def _role(pid: int, root: int) -> str:
+    if pid == root:
+        return "server main"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    return "database" if b"embedded_mongo_child" in command else "app worker"
+
+
+def tree_rss_by_role(pid: int) -> dict[str, float]:
+    """Resident memory (MB) of a process tree by role: server main, app worker, database."""
+    totals: dict[str, float] = {}
+    stack = [pid]
     while stack:
         current = stack.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            total += int(status.split("VmRSS:")[1].split()[0]) / 1024
+            rss = int(status.split("VmRSS:")[1].split()[0]) / 1024
             for task in Path(f"/proc/{current}/task").iterdir():
                 children = (task / "children").read_text().split()
                 stack.extend(int(child) for child in children)
         except (OSError, IndexError, ValueError):
             continue
-    return total
+        role = _role(current, pid)
+        totals[role] = totals.get(role, 0.0) + rss
+    return totals
 
 
 class RssSampler:
     def __init__(self, pid: int) -> None:
         self._pid = pid
         self.peak = 0.0
+        self.by_role: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.peak = max(self.peak, tree_rss_mb(self._pid))
+            roles = tree_rss_by_role(self._pid)
+            total = sum(roles.values())
+            if total > self.peak:
+                self.peak, self.by_role = total, roles
 
     def reset(self) -> None:
-        self.peak = tree_rss_mb(self._pid)
+        self.by_role = tree_rss_by_role(self._pid)
+        self.peak = sum(self.by_role.values())
 
     def stop(self) -> None:
         self._stop.set()
@@ -155,7 +178,8 @@ def main() -> int:
                 wall = asyncio.run(run())
                 ratio = wall / bound
                 worst_ratio, worst_rss = max(worst_ratio, ratio), max(worst_rss, sampler.peak)
-                print(f"{round_no:>5} {wall:>8.2f} {ratio:>7.3f} {sampler.peak:>12.0f}")
+                roles = ", ".join(f"{k} {v:.0f}" for k, v in sorted(sampler.by_role.items()))
+                print(f"{round_no:>5} {wall:>8.2f} {ratio:>7.3f} {sampler.peak:>12.0f}   ({roles})")
             sampler.stop()
             began = time.perf_counter()
             service.send_signal(signal.SIGTERM)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
+
 from litestar import Litestar
 
 from entrypoints.container import build_container
@@ -9,10 +14,30 @@ from entrypoints.http.app import create_app
 from entrypoints.observability.logs import configure_logging
 from entrypoints.settings import Settings
 
+logger = logging.getLogger("inspilot")
+
 
 def app_factory() -> Litestar:
     """Called by granian in its worker process (the pools and clients live there)."""
     settings = Settings.load()
     app = create_app(build_container(settings))
     configure_logging(settings.log_level, settings.log_format)
+    _stop_when_orphaned()
     return app
+
+
+def _stop_when_orphaned(interval_s: float = 1.0) -> None:
+    """If granian's main process is killed outright (OOM killer, kill -9), its worker is
+    left running, holding the port's work and the embedded database. The worker then
+    stops itself the usual way (SIGTERM: records flushed, database stopped)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        stop = threading.Event()
+        while not stop.wait(interval_s):
+            if os.getppid() != parent:
+                logger.error("the server's main process is gone: stopping this worker")
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="orphan-watch").start()

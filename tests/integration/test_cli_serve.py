@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -41,7 +42,9 @@ def serving(data_dir: Path, **extra: str) -> Iterator[tuple[str, subprocess.Pope
         **extra,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)], env=env
+        [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)],
+        env=env,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -56,9 +59,16 @@ def serving(data_dir: Path, **extra: str) -> Iterator[tuple[str, subprocess.Pope
                 time.sleep(0.1)
         yield url, process
     finally:
+        # The whole group: granian's worker and the database process are children.
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _generations(url: str) -> list[dict[str, object]]:
@@ -105,3 +115,24 @@ def test_a_client_that_leaves_is_recorded_as_abandoned_under_granian(tmp_path: P
             time.sleep(0.1)
         (record,) = records
         assert record["outcome"] == "failed" and "abandoned" in str(record["error"])
+
+
+def test_a_killed_server_main_process_leaves_nothing_running(tmp_path: Path) -> None:
+    with serving(tmp_path) as (_url, process):
+        group = process.pid
+        process.kill()  # granian's main only: its worker must notice and stop itself
+        process.wait()
+        deadline = time.monotonic() + 20
+        while _alive_in_group(group):
+            assert time.monotonic() < deadline, "the worker or the database outlived the server"
+            time.sleep(0.2)
+    assert running_server_uri(str(tmp_path)) is None
+
+
+def _alive_in_group(group: int) -> bool:
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == group and fields[0] != "Z":  # pgrp, not a zombie
+                return True
+    return False
