@@ -118,6 +118,8 @@ class RecordWriter(ExperimentRepository):
             finally:
                 self._pending.pop(record.id, None)
                 self._queue.task_done()
+                # Else this idle worker would keep the last record's pictures alive.
+                del record
 
     async def _write(self, record: GenerationRecord) -> None:
         delay = self._retry[0]

@@ -11,6 +11,7 @@ from litestar import Litestar
 
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
+from entrypoints.memory import return_large_buffers_to_the_system
 from entrypoints.observability.logs import configure_logging
 from entrypoints.settings import Settings
 
@@ -19,6 +20,7 @@ logger = logging.getLogger("inspilot")
 
 def app_factory() -> Litestar:
     """Called by granian in its worker process (the pools and clients live there)."""
+    return_large_buffers_to_the_system()
     settings = Settings.load()
     app = create_app(build_container(settings))
     configure_logging(settings.log_level, settings.log_format)

@@ -25,8 +25,8 @@ GRANIAN_LOGGING: dict[str, Any] = {
 def _serve(args: argparse.Namespace) -> int:
     from granian import Granian
 
-    from adapters.filesystem_prompts import TemplateError
-    from entrypoints.container import build_container
+    from adapters.filesystem_prompts import FilesystemPromptCatalog, TemplateError
+    from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
 
     try:
         settings = Settings.load()
@@ -38,8 +38,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     logger = logging.getLogger("inspilot")
     try:
-        # Checked here, where a mistake is one clear line, not a worker's traceback.
-        build_container(settings).prompts()
+        # Checked here, where a mistake is one clear line, not a worker's traceback (and
+        # without the container: this process only supervises, it should stay small).
+        FilesystemPromptCatalog(settings.prompts_dir, TEXT_STEPS, IMAGE_KINDS, IMAGE_POSITIVE)
     except TemplateError as exc:
         logger.error("prompt template error: %s", exc)
         return 2
