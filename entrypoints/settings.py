@@ -241,7 +241,7 @@ class Settings:
     storage_backend: str = _setting(
         "embedded",
         _choice("embedded", "mongodb", "memory"),
-        "embedded (in-process SecantusDB), mongodb, or memory (lost at exit).",
+        "embedded (SecantusDB in a child process), mongodb, or memory (lost at exit).",
     )
     mongodb_uri: str = _setting("", _text, "MongoDB connection string for the mongodb backend.")
     mongodb_database: str = _setting("inspilot", _text, "Database name.")
