@@ -31,6 +31,13 @@ def test_a_job_waits_for_a_fast_instance_that_finishes_it_sooner() -> None:
     assert result.review_at is not None and 11.7 < result.review_at < 11.9
 
 
+def test_a_job_does_not_wait_for_an_instance_only_a_few_percent_faster() -> None:
+    # Equal GPUs measure 1.00 s and 1.04 s: b finishes at 11.04, a (busy) at 11.00.
+    a, b = _instance("a", 1.0, running=(9.0,)), _instance("b", 1.04)
+    result = plan([a, b], 1, now=10.0)
+    assert result is not None and result.now == [(0, b)]
+
+
 def test_the_next_waiter_takes_the_slow_slot_when_that_is_quickest_for_it() -> None:
     fast, slow = _instance("fast", 1.0, running=(9.8,)), _instance("slow", 1.5)
     result = plan([fast, slow], 2, now=10.0)
