@@ -167,6 +167,17 @@ def decode_session(document: Mapping[str, Any], files: Mapping[str, bytes]) -> E
     )
 
 
+def inline_size(document: Mapping[str, Any]) -> int:
+    """Bytes of scheme JSON kept inside a session document (its blobs not counted)."""
+    total = 0
+    for entries in document.get("schemes", {}).values():
+        for entry in entries:
+            for ref in (entry.get("body"), entry.get("image")):
+                if ref and "b" in ref:
+                    total += len(ref["b"])
+    return total
+
+
 def blob_hashes(document: Mapping[str, Any]) -> set[str]:
     return set(document.get("blobs", []))
 

@@ -17,6 +17,9 @@ from domain.experiment import Experiment
 
 logger = logging.getLogger(__name__)
 
+# Sessions with less inline JSON than this are decoded on the event loop.
+SMALL_SESSION_BYTES = 64 * 1024
+
 
 def _not_started(username: str) -> NotFound:
     return NotFound(f"username: no session for '{username}', call /paint/start first")
@@ -46,6 +49,9 @@ class SessionStore:
                 files = await self._blobs.load(mapping.blob_hashes(document))
             except BlobMissing:
                 continue
+            if not files and mapping.inline_size(document) < SMALL_SESSION_BYTES:
+                # A new or sketch-less session: a thread hop would cost more than decoding.
+                return mapping.decode_session(document, files)
             # Decoding megabytes of JSON and text would stall every other request.
             return await asyncio.to_thread(mapping.decode_session, document, files)
         raise StorageError(f"storage: the session of '{username}' references missing sketches")
