@@ -70,28 +70,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    from entrypoints.export.command import run_export
-
+def _command_settings() -> Settings | None:
+    """Settings for a one-off command (export, generate), logging warnings only."""
     try:
         settings = Settings.load()
     except SettingsError as exc:
         print(f"inspilot: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return None
     configure_logging("WARNING", settings.log_format)
-    return run_export(settings, args)
+    return settings
+
+
+def _export(args: argparse.Namespace) -> int:
+    from entrypoints.export.command import run_export
+
+    settings = _command_settings()
+    return 2 if settings is None else run_export(settings, args)
 
 
 def _generate(args: argparse.Namespace) -> int:
     from adapters.filesystem_prompts import TemplateError
     from entrypoints.generate_command import generate
 
-    try:
-        settings = Settings.load()
-    except SettingsError as exc:
-        print(f"inspilot: configuration error: {exc}", file=sys.stderr)
+    settings = _command_settings()
+    if settings is None:
         return 2
-    configure_logging("WARNING", settings.log_format)
     try:
         return generate(args, settings)
     except TemplateError as exc:

@@ -245,30 +245,24 @@ class SdWebUIImageGenerator(ImageGenerator):
         self._monitor.report_failure(instance, reason)
         return _Failure(f"{instance.url}: {reason}", timed_out)
 
-    async def _probe(self, instance: Instance) -> None:
+    async def _call(self, instance: Instance, method: str, path: str) -> bytes:
+        """A short control call (probe, progress, interrupt), bounded by the probe timeout."""
         assert self._client is not None
         async with asyncio.timeout(self._probe_timeout_s):
-            response = await self._client.get(
-                instance.url + PROBE_PATH, auth=instance.endpoint.auth
+            response = await self._client.request(
+                method, instance.url + path, auth=instance.endpoint.auth
             )
         response.raise_for_status()
+        return response.content
+
+    async def _probe(self, instance: Instance) -> None:
+        await self._call(instance, "GET", PROBE_PATH)
 
     async def _interrupt(self, instance: Instance) -> None:
-        assert self._client is not None
-        async with asyncio.timeout(self._probe_timeout_s):
-            response = await self._client.post(
-                instance.url + INTERRUPT_PATH, auth=instance.endpoint.auth
-            )
-        response.raise_for_status()
+        await self._call(instance, "POST", INTERRUPT_PATH)
 
     async def _is_idle(self, instance: Instance) -> bool:
-        assert self._client is not None
-        async with asyncio.timeout(self._probe_timeout_s):
-            response = await self._client.get(
-                instance.url + PROBE_PATH, auth=instance.endpoint.auth
-            )
-        response.raise_for_status()
-        return progress_idle(response.content)
+        return progress_idle(await self._call(instance, "GET", PROBE_PATH))
 
     def _retry_after(self) -> float:
         stats = self._pool.stats()
