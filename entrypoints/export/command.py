@@ -1,8 +1,9 @@
 """`inspilot export`: the study zip, from the running service if there is one, else the store.
 
-The embedded database allows one process per data directory, so while `inspilot serve`
-runs, the export is downloaded from its `/api/v1/export` (with the research token);
-with no service answering, the command opens the storage itself.
+The embedded database allows one process per data directory: while `inspilot serve` runs
+on it, the export reads through the service's database process (found through the data
+directory); a service answering elsewhere is asked for `/api/v1/export` (with the
+research token); with neither, the command opens the storage itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import IO
 
 import httpx
 
-from application.ports import Lifecycle
+from application.ports import ExperimentRepository, Lifecycle
 from domain.errors import InsPilotError
 from entrypoints.export.archive import ExportProgress, stream_study, study_filter
 from entrypoints.settings import Settings
@@ -108,13 +109,31 @@ async def _from_service(
                 yield chunk
 
 
+def _running_embedded_server(settings: Settings) -> str | None:
+    """The URI of the embedded database a running service keeps, read from its data dir."""
+    if settings.storage_backend != "embedded":
+        return None
+    from adapters.embedded_mongo import running_server_uri
+
+    return running_server_uri(settings.data_dir)
+
+
 async def _from_storage(
-    settings: Settings, args: argparse.Namespace, progress: _Progress
+    settings: Settings, args: argparse.Namespace, progress: _Progress, uri: str | None = None
 ) -> AsyncIterator[bytes]:
     from entrypoints.container import build_container
 
     study = study_filter(args.username, _iso(args.since, "since"), _iso(args.until, "until"))
-    repository = build_container(settings).repository()
+    if uri is not None:
+        # The service's own database process: read beside it, no token needed (whoever
+        # can read the data directory can read the data).
+        from adapters.mongo import MongoExperimentRepository
+
+        repository: ExperimentRepository = MongoExperimentRepository(
+            uri, settings.mongodb_database, settings.mongodb_timeout_ms
+        )
+    else:
+        repository = build_container(settings).repository()
     if isinstance(repository, Lifecycle):
         await repository.start()
     try:
@@ -130,7 +149,10 @@ async def _from_storage(
 async def _export(settings: Settings, args: argparse.Namespace, progress: _Progress) -> Path:
     out = Path(args.out)
     url = _service_url(settings)
-    if await _service_answers(url):
+    embedded = _running_embedded_server(settings)
+    if embedded is not None:
+        chunks = _from_storage(settings, args, progress, embedded)
+    elif await _service_answers(url):
         params: dict[str, object] = {"username": args.username or []}
         for name in ("since", "until"):
             if getattr(args, name):

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,3 +137,20 @@ def _alive_in_group(group: int) -> bool:
             if int(fields[3]) == group and fields[0] != "Z":  # pgrp, not a zombie
                 return True
     return False
+
+
+def test_export_reads_beside_a_running_service_on_the_embedded_database(tmp_path: Path) -> None:
+    with serving(tmp_path / "data") as (url, _):
+        assert httpx.post(f"{url}/paint/start", json={"username": "p9"}).json()["success"]
+        env = {k: v for k, v in os.environ.items() if k != "INSPILOT_RESEARCH_TOKEN"}
+        env["INSPILOT_DATA_DIR"] = str(tmp_path / "data")
+        out = tmp_path / "study.zip"
+        done = subprocess.run(
+            [sys.executable, "-m", "entrypoints.cli", "export", "--out", str(out)],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+    with zipfile.ZipFile(out) as archive:
+        assert "participants/p9/session.json" in archive.namelist()
