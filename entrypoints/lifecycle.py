@@ -44,7 +44,7 @@ async def running(container: Container) -> AsyncIterator[None]:
             "InsPilot ready: text=%s images=%s storage=%s",
             type(started[1]).__name__,
             type(started[2]).__name__,
-            type(started[0]).__name__,
+            type(getattr(started[0], "store", started[0])).__name__,
         )
         yield
     finally:

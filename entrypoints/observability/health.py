@@ -33,7 +33,8 @@ class Check:
 
 
 async def check_storage(repository: ExperimentRepository) -> Check:
-    name = type(repository).__name__
+    # The record writer stands in front of the real store: name the store.
+    name = type(getattr(repository, "store", repository)).__name__
     try:
         async with asyncio.timeout(STORAGE_TIMEOUT_S):
             await repository.get(_PROBE_USERNAME)
