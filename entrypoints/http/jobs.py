@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -165,7 +165,7 @@ class JobsController(Controller):
         pipelines: NamedDependency[PipelineUseCases],
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
-        data: JsonBody[JobRequest] = NO_BODY,
+        data: JSONBody[JsonBody[JobRequest]] = NO_BODY,
     ) -> Response[bytes]:
         """Start a generation job; follow it at `eventsUrl`, read it at `resultUrl`."""
         body = await data.decode(_decode_job)

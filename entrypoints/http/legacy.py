@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from application.use_cases.sessions import SaveSession, StartSession
 from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
@@ -71,7 +72,9 @@ class LegacyController(Controller):
         **BODY,
     )
     async def start(
-        self, start_session: NamedDependency[StartSession], data: JsonBody[StartBody] = NO_BODY
+        self,
+        start_session: NamedDependency[StartSession],
+        data: JSONBody[JsonBody[StartBody]] = NO_BODY,
     ) -> Response[bytes]:
         """The participant's session, created on first call."""
         command = await data.decode(start_command)
@@ -89,7 +92,9 @@ class LegacyController(Controller):
         **BODY,
     )
     async def save(
-        self, save_session: NamedDependency[SaveSession], data: JsonBody[SaveBody] = NO_BODY
+        self,
+        save_session: NamedDependency[SaveSession],
+        data: JSONBody[JsonBody[SaveBody]] = NO_BODY,
     ) -> Response[bytes]:
         """Save the whole session of a started participant; 404 for an unknown one."""
         await save_session.execute(await data.decode(save_command))
@@ -109,7 +114,7 @@ class LegacyController(Controller):
         request: Request[Any, Any, Any],
         pipelines: NamedDependency[PipelineUseCases],
         settings: NamedDependency[Settings],
-        data: JsonBody[GenerateBody] = NO_BODY,
+        data: JSONBody[JsonBody[GenerateBody]] = NO_BODY,
     ) -> Response[bytes]:
         """Run one of the stimulus pipelines (`type`) of the paint app (`appid` 0).
 
