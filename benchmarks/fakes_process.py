@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +63,50 @@ if __name__ == "__main__":
     parser.add_argument("--text-s", type=float, default=0.3)
     parser.add_argument("--image-s", type=float, default=1.0)
     _serve(parser.parse_args())
+
+
+@contextlib.contextmanager
+def served_inspilot(
+    openai_url: str, sd_urls: list[str], storage: str, data_dir: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`inspilot serve` in its own process on the fakes, as deployed; yields its URL."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "INSPILOT_TEXT_BACKEND": "openai",
+        "INSPILOT_OPENAI_BASE_URL": openai_url,
+        "INSPILOT_OPENAI_API_KEY": "k",
+        "INSPILOT_OPENAI_MODEL": "bench",
+        "INSPILOT_IMAGES_BACKEND": "sd",
+        "INSPILOT_SD_INSTANCES": ",".join(sd_urls),
+        "INSPILOT_STORAGE_BACKEND": storage,
+        "INSPILOT_DATA_DIR": data_dir,
+        "INSPILOT_LOG_LEVEL": "warning",
+    }
+    service = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)], env=env, cwd=ROOT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/ping", timeout=1).text == "pong":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or service.poll() is not None:
+                raise SystemExit("inspilot serve did not start")
+            time.sleep(0.1)
+        yield url, service
+    finally:
+        if service.poll() is None:
+            service.terminate()
+            try:
+                service.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                service.kill()

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from benchmarks.fakes_process import model_fakes
+from benchmarks.fakes_process import model_fakes, served_inspilot
 
 INSTANCES = 6
 PARTICIPANTS = 12
@@ -126,75 +124,43 @@ def main() -> int:
     parser.add_argument("--image-s", type=float, default=1.0)
     args = parser.parse_args()
     bound = TEXT_CHAIN * args.text_s + PARTICIPANTS * NUM / INSTANCES * args.image_s
-    port = free_port()
     with (
         model_fakes(INSTANCES, args.text_s, args.image_s) as (openai_url, sd_urls),
         tempfile.TemporaryDirectory(prefix="inspilot-load-") as data_dir,
+        served_inspilot(openai_url, sd_urls, args.storage, data_dir) as (url, service),
     ):
-        env = {
-            **os.environ,
-            "INSPILOT_TEXT_BACKEND": "openai",
-            "INSPILOT_OPENAI_BASE_URL": openai_url,
-            "INSPILOT_OPENAI_API_KEY": "k",
-            "INSPILOT_OPENAI_MODEL": "bench",
-            "INSPILOT_IMAGES_BACKEND": "sd",
-            "INSPILOT_SD_INSTANCES": ",".join(sd_urls),
-            "INSPILOT_STORAGE_BACKEND": args.storage,
-            "INSPILOT_DATA_DIR": data_dir,
-            "INSPILOT_LOG_LEVEL": "warning",
-        }
-        service = subprocess.Popen(
-            [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)], env=env
+        sampler = RssSampler(service.pid)
+        print(
+            f"{PARTICIPANTS} x rapid divergence (num {NUM}), {INSTANCES} SD instances at "
+            f"{args.image_s:.1f} s (real-size PNGs), text {args.text_s:.1f} s, "
+            f"{args.storage} storage; bound {bound:.1f} s\n"
         )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/ping", timeout=1).text == "pong":
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or service.poll() is not None:
-                    print("the service did not start")
-                    return 1
-                time.sleep(0.1)
-            sampler = RssSampler(service.pid)
-            print(
-                f"{PARTICIPANTS} x rapid divergence (num {NUM}), {INSTANCES} SD instances at "
-                f"{args.image_s:.1f} s (real-size PNGs), text {args.text_s:.1f} s, "
-                f"{args.storage} storage; bound {bound:.1f} s\n"
-            )
-            print(f"{'round':>5} {'wall s':>8} {'ratio':>7} {'peak RSS MB':>12}")
-            worst_ratio, worst_rss = 0.0, 0.0
-            limits = httpx.Limits(max_connections=PARTICIPANTS * 2)
-            for round_no in range(1, args.rounds + 1):
-                sampler.reset()
+        print(f"{'round':>5} {'wall s':>8} {'ratio':>7} {'peak RSS MB':>12}")
+        worst_ratio, worst_rss = 0.0, 0.0
+        limits = httpx.Limits(max_connections=PARTICIPANTS * 2)
+        for round_no in range(1, args.rounds + 1):
+            sampler.reset()
 
-                async def run(round_no: int = round_no) -> float:
-                    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-                        return await one_round(client, url, round_no)
+            async def run(round_no: int = round_no) -> float:
+                async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+                    return await one_round(client, url, round_no)
 
-                wall = asyncio.run(run())
-                ratio = wall / bound
-                worst_ratio, worst_rss = max(worst_ratio, ratio), max(worst_rss, sampler.peak)
-                roles = ", ".join(f"{k} {v:.0f}" for k, v in sorted(sampler.by_role.items()))
-                print(f"{round_no:>5} {wall:>8.2f} {ratio:>7.3f} {sampler.peak:>12.0f}   ({roles})")
-            sampler.stop()
-            began = time.perf_counter()
-            service.send_signal(signal.SIGTERM)
-            service.wait(timeout=60)
-            print(f"\nSIGTERM to exit: {time.perf_counter() - began:.2f} s")
-            met = worst_ratio <= 1.05 and worst_rss <= 600
-            print(
-                f"worst wall / bound {worst_ratio:.3f} (target <= 1.05), peak RSS "
-                f"{worst_rss:.0f} MB (target <= 600): {'met' if met else 'MISSED'}"
-            )
-            return 0 if met else 1
-        finally:
-            if service.poll() is None:
-                service.kill()
-                service.wait()
+            wall = asyncio.run(run())
+            ratio = wall / bound
+            worst_ratio, worst_rss = max(worst_ratio, ratio), max(worst_rss, sampler.peak)
+            roles = ", ".join(f"{k} {v:.0f}" for k, v in sorted(sampler.by_role.items()))
+            print(f"{round_no:>5} {wall:>8.2f} {ratio:>7.3f} {sampler.peak:>12.0f}   ({roles})")
+        sampler.stop()
+        began = time.perf_counter()
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=60)
+        print(f"\nSIGTERM to exit: {time.perf_counter() - began:.2f} s")
+        met = worst_ratio <= 1.05 and worst_rss <= 600
+        print(
+            f"worst wall / bound {worst_ratio:.3f} (target <= 1.05), peak RSS "
+            f"{worst_rss:.0f} MB (target <= 600): {'met' if met else 'MISSED'}"
+        )
+        return 0 if met else 1
 
 
 if __name__ == "__main__":

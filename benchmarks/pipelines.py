@@ -1,4 +1,4 @@
-"""Each pipeline end to end through the HTTP app, against local model fakes on loopback.
+"""Each pipeline end to end through `inspilot serve`, against local model fakes on loopback.
 
 The text model answers in TEXT_S, each of six SD instances renders one real-size image
 (1024 × 576 PNG, 1.77 MB) in IMAGE_S; sessions and records go to the default storage.
@@ -11,6 +11,7 @@ Run: python benchmarks/pipelines.py [--text-s 0.3] [--image-s 1.0] [--repeat 3]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import math
 import statistics
@@ -19,17 +20,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from litestar.testing import TestClient
+
+import aiohttp
 
 from adapters.demo_images import render_png
-from benchmarks.fakes_process import model_fakes
-from entrypoints.container import build_container
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from benchmarks.fakes_process import model_fakes, served_inspilot
 
 INSTANCES = 6
 
@@ -120,6 +119,41 @@ def _cases() -> list[Case]:
     ]
 
 
+class Reply(NamedTuple):
+    status: int
+    body: bytes
+
+
+class FastClient:
+    """A browser reads a 14 MB reply in milliseconds; httpx needs ~80 ms, which would be
+    charged to the service. aiohttp's C parser stands in for the browser."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._loop = asyncio.new_event_loop()
+        self._session: aiohttp.ClientSession | None = None
+
+    def __enter__(self) -> FastClient:
+        async def open_session() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
+
+        self._session = self._loop.run_until_complete(open_session())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._session is not None:
+            self._loop.run_until_complete(self._session.close())
+        self._loop.close()
+
+    def post(self, path: str, body: dict[str, Any]) -> Reply:
+        async def send() -> Reply:
+            assert self._session is not None
+            async with self._session.post(self._url + path, json=body) as response:
+                return Reply(response.status, await response.read())
+
+        return self._loop.run_until_complete(send())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--text-s", type=float, default=0.3)
@@ -134,19 +168,12 @@ def main() -> int:
     args = parser.parse_args()
     logging.disable(logging.INFO)
 
-    with model_fakes(INSTANCES, args.text_s, args.image_s) as (openai_url, sd_urls):
-        settings = Settings.load(
-            {
-                "INSPILOT_TEXT_BACKEND": "openai",
-                "INSPILOT_OPENAI_BASE_URL": openai_url,
-                "INSPILOT_OPENAI_API_KEY": "k",
-                "INSPILOT_OPENAI_MODEL": "bench",
-                "INSPILOT_IMAGES_BACKEND": "sd",
-                "INSPILOT_SD_INSTANCES": ",".join(sd_urls),
-                "INSPILOT_STORAGE_BACKEND": args.storage,
-                "INSPILOT_DATA_DIR": tempfile.mkdtemp(prefix="inspilot-bench-"),
-            }
-        )
+    with (
+        model_fakes(INSTANCES, args.text_s, args.image_s) as (openai_url, sd_urls),
+        tempfile.TemporaryDirectory(prefix="inspilot-bench-") as data_dir,
+        served_inspilot(openai_url, sd_urls, args.storage, data_dir) as (url, _),
+        FastClient(url) as client,
+    ):
         print(
             f"text {args.text_s:.2f} s per call, image {args.image_s:.2f} s, "
             f"{INSTANCES} SD instances, {args.storage} storage, best of {args.repeat} runs\n"
@@ -158,29 +185,28 @@ def main() -> int:
         print(header)
         print("-" * len(header))
         worst = 0.0
-        with TestClient(create_app(build_container(settings)), timeout=120) as client:
-            for case in _cases():
-                walls = []
-                for _ in range(args.repeat):
-                    started = time.perf_counter()
-                    response = client.post("/generate", json=case.body)
-                    walls.append(time.perf_counter() - started)
-                    if response.status_code != 200:
-                        print(f"{case.name}: HTTP {response.status_code} {response.text[:200]}")
-                        return 1
-                wall = min(walls)
-                critical = (
-                    case.chain_text_calls * args.text_s
-                    + math.ceil(case.images / INSTANCES) * args.image_s
-                )
-                sequential = case.total_text_calls * args.text_s + case.images * args.image_s
-                ratio = wall / critical
-                worst = max(worst, ratio)
-                print(
-                    f"{case.name:<42}{wall:>7.2f}s{critical:>9.2f}s{ratio:>8.3f}"
-                    f"{sequential:>11.2f}s{sequential / wall:>9.1f}x"
-                    f"   (median {statistics.median(walls):.2f}s)"
-                )
+        for case in _cases():
+            walls = []
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                response = client.post("/generate", case.body)
+                walls.append(time.perf_counter() - started)
+                if response.status != 200:
+                    print(f"{case.name}: HTTP {response.status} {response.body[:200]!r}")
+                    return 1
+            wall = min(walls)
+            critical = (
+                case.chain_text_calls * args.text_s
+                + math.ceil(case.images / INSTANCES) * args.image_s
+            )
+            sequential = case.total_text_calls * args.text_s + case.images * args.image_s
+            ratio = wall / critical
+            worst = max(worst, ratio)
+            print(
+                f"{case.name:<42}{wall:>7.2f}s{critical:>9.2f}s{ratio:>8.3f}"
+                f"{sequential:>11.2f}s{sequential / wall:>9.1f}x"
+                f"   (median {statistics.median(walls):.2f}s)"
+            )
         print(
             f"\nworst wall / critical path: {worst:.3f} (target <= 1.05): "
             f"{'met' if worst <= 1.05 else 'MISSED'}"

@@ -9,8 +9,6 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import httpx
-
 from application.ports import GeneratedImage, ImageGenerator, ImageRequest
 from domain.errors import ModelError, ModelTimeout, ModelUnavailable
 
@@ -27,6 +25,7 @@ from .protocol import (
     parse_reply,
     progress_idle,
 )
+from .transport import SdTransport, TransportError
 
 logger = logging.getLogger("inspilot.sd")
 
@@ -88,7 +87,7 @@ class SdWebUIImageGenerator(ImageGenerator):
         self._timeout_s = timeout_s
         self._health_interval_s = health_interval_s
         self._probe_timeout_s = probe_timeout_s
-        self._client: httpx.AsyncClient | None = None
+        self._client: SdTransport | None = None
         self._monitor: HealthMonitor | None = None
         self._settler = Settler(self._pool, self._interrupt, self._is_idle, timeout_s=timeout_s)
 
@@ -96,15 +95,11 @@ class SdWebUIImageGenerator(ImageGenerator):
         """Open the pooled client on the running loop and find out which instances answer."""
         if self._client is not None:
             return
-        # One connection per slot plus one for probes, per instance; httpx must never
-        # make a job wait for a connection the pool already promised it.
-        connections = len(self._instances) * (self._slots + 1)
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            # The render deadline is enforced around the whole request (asyncio.timeout);
-            # httpx only bounds connecting, so a black-holed host fails fast.
-            timeout=httpx.Timeout(None, connect=self._probe_timeout_s),
+        client = SdTransport(
+            len(self._instances) * (self._slots + 1), connect_timeout_s=self._probe_timeout_s
         )
+        await client.start()
+        self._client = client
         self._monitor = HealthMonitor(self._pool, self._probe, interval_s=self._health_interval_s)
         self._settler.on_stuck = self._monitor.report_failure
         await self._monitor.start()
@@ -116,7 +111,7 @@ class SdWebUIImageGenerator(ImageGenerator):
             await self._monitor.close()
             self._monitor = None
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     def stats(self) -> PoolStats:
@@ -181,8 +176,8 @@ class SdWebUIImageGenerator(ImageGenerator):
         assert self._client is not None and self._monitor is not None
         began = time.monotonic()
         post = asyncio.ensure_future(
-            self._client.post(
-                instance.url + TXT2IMG_PATH, json=payload, auth=instance.endpoint.auth
+            self._client.request(
+                "POST", instance.url + TXT2IMG_PATH, json=payload, auth=instance.endpoint.auth
             )
         )
         settling = released = False
@@ -198,14 +193,14 @@ class SdWebUIImageGenerator(ImageGenerator):
                     self._pool.record_failure(instance, reason)
                     return _Failure(f"{instance.url}: {reason}", timed_out=True)
                 return self._suspect(instance, reason, timed_out=True)
-            except httpx.TransportError as exc:
-                return self._suspect(instance, f"{type(exc).__name__} {exc}".strip())
-            if response.status_code >= 500:
+            except TransportError as exc:
+                return self._suspect(instance, str(exc))
+            if response.status >= 500:
                 detail = error_detail(response.content)
-                return self._suspect(instance, f"HTTP {response.status_code} {detail}".strip())
-            if response.status_code != 200:
+                return self._suspect(instance, f"HTTP {response.status} {detail}".strip())
+            if response.status != 200:
                 reason = (
-                    f"{instance.url} refused the request: HTTP {response.status_code} "
+                    f"{instance.url} refused the request: HTTP {response.status} "
                     f"{error_detail(response.content)}"
                 ).strip()
                 self._pool.record_failure(instance, reason)
@@ -249,11 +244,12 @@ class SdWebUIImageGenerator(ImageGenerator):
         """A short control call (probe, progress, interrupt), bounded by the probe timeout."""
         assert self._client is not None
         async with asyncio.timeout(self._probe_timeout_s):
-            response = await self._client.request(
+            reply = await self._client.request(
                 method, instance.url + path, auth=instance.endpoint.auth
             )
-        response.raise_for_status()
-        return response.content
+        if reply.status >= 400:
+            raise TransportError(f"HTTP {reply.status} {error_detail(reply.content)}".strip())
+        return reply.content
 
     async def _probe(self, instance: Instance) -> None:
         await self._call(instance, "GET", PROBE_PATH)
