@@ -175,18 +175,34 @@ class SdWebUIImageGenerator(ImageGenerator):
         """
         assert self._client is not None and self._monitor is not None
         began = time.monotonic()
+        render_s: float | None = None
+
+        def answered(status: int) -> None:
+            # A 200's headers mean the render is over: the GPU takes its next job while
+            # the 2.4 MB body is still on its way here.
+            nonlocal render_s
+            # An abandoned render's slot belongs to the settler, which frees it itself.
+            if status == 200 and render_s is None and not settling:
+                render_s = time.monotonic() - began
+                self._pool.release(instance, render_s)
+
         post = asyncio.ensure_future(
             self._client.request(
-                "POST", instance.url + TXT2IMG_PATH, json=payload, auth=instance.endpoint.auth
+                "POST",
+                instance.url + TXT2IMG_PATH,
+                json=payload,
+                auth=instance.endpoint.auth,
+                on_headers=answered,
             )
         )
-        settling = released = False
+        settling = False
         try:
             try:
                 async with asyncio.timeout(budget_s):
                     response = await asyncio.shield(post)
             except TimeoutError:
-                settling = self._settler.settle(instance, post, began)
+                if render_s is None:
+                    settling = self._settler.settle(instance, post, began)
                 reason = f"no image within {budget_s:.1f}s"
                 if budget_s < self._timeout_s:
                     # The job ran out of time, not the instance: do not cool it down.
@@ -205,10 +221,8 @@ class SdWebUIImageGenerator(ImageGenerator):
                 ).strip()
                 self._pool.record_failure(instance, reason)
                 raise ModelError(reason)
-            # The instance has answered: it is free for the next job while we read its reply.
-            render_s = time.monotonic() - began
-            self._pool.release(instance, render_s)
-            released = True
+            answered(response.status)
+            assert render_s is not None
             try:
                 # A real reply is ~2.4 MB of JSON: parsing, decoding and hashing it on the
                 # event loop would stall every other request for tens of milliseconds.
@@ -226,13 +240,14 @@ class SdWebUIImageGenerator(ImageGenerator):
             return image
         except asyncio.CancelledError:
             instance.cancelled += 1
-            if not post.done():
+            if not post.done() and render_s is None:
                 settling = self._settler.settle(instance, post, began)
             raise
         finally:
-            if not settling and not released:
+            if not settling:
                 post.cancel()
-                self._pool.release(instance, time.monotonic() - began)
+                if render_s is None:
+                    self._pool.release(instance, time.monotonic() - began)
 
     def _suspect(self, instance: Instance, reason: str, *, timed_out: bool = False) -> _Failure:
         """Cool the instance down; the caller retries the job elsewhere."""

@@ -7,6 +7,7 @@ participant's critical path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -52,12 +53,16 @@ class SdTransport:
         *,
         json: Any = None,
         auth: tuple[str, str] | None = None,
+        on_headers: Callable[[int], None] | None = None,
     ) -> Reply:
+        """The status and body; `on_headers(status)` runs as soon as the status line is in."""
         if self._session is None:
             raise RuntimeError("SdTransport.start() was not awaited")
         basic = aiohttp.BasicAuth(*auth) if auth else None
         try:
             async with self._session.request(method, url, json=json, auth=basic) as response:
+                if on_headers is not None:
+                    on_headers(response.status)
                 return Reply(response.status, await response.read())
         except (aiohttp.ClientError, OSError) as exc:
             # aiohttp's connect timeout is also a TimeoutError: it must not pass for the

@@ -25,6 +25,7 @@ from domain.errors import (
     TooManyJobs,
 )
 from entrypoints.http.disconnect import ClientGone
+from entrypoints.http.splice import encode_spliced
 
 logger = logging.getLogger("inspilot.http")
 
@@ -53,7 +54,7 @@ async def envelope_off_loop(data: Any) -> Response[bytes]:
     """The success envelope, encoded in a worker thread: for replies carrying pictures
     (a rapid-divergence reply is ~14 MB of base64) or whole sessions of sketches."""
     body = await asyncio.to_thread(
-        _encoder.encode, {"success": True, "data": data, "code": CODE_OK, "message": "ok"}
+        encode_spliced, {"success": True, "data": data, "code": CODE_OK, "message": "ok"}
     )
     return Response(body, status_code=200, media_type=MediaType.JSON)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -11,6 +11,7 @@ from domain.creatives import Item
 from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, TextStep
 from domain.images import image_base64
+from entrypoints.http.splice import TrustedJsonText
 from entrypoints.wire import camel
 
 _SCHEME_KEYS = {
@@ -22,8 +23,9 @@ _SCHEME_KEYS = {
 
 def legacy_image(item: Item) -> str:
     """A picture in the legacy reply: bare base64 (the front end adds the prefix), the text
-    SD sent when there is one, so a 1.7 MB picture is not encoded again."""
-    return image_base64(item.image or b"")
+    SD sent when there is one, so a 1.7 MB picture is not encoded again (nor scanned: the
+    reply's encoder splices it in, see splice.py)."""
+    return cast(str, TrustedJsonText(image_base64(item.image or b"")))
 
 
 class SessionOut(msgspec.Struct):

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 
+import msgspec
 import pytest
 
 from adapters.demo_images import render_png
@@ -14,6 +15,7 @@ from domain.creatives import Item, ItemType
 from domain.errors import ModelAnswerInvalid
 from domain.images import EncodedImage, image_base64, image_sha256
 from entrypoints.http.presenters import legacy_image
+from entrypoints.http.splice import TrustedJsonText, encode_spliced
 from entrypoints.pipelines.base import present_item
 
 PNG = render_png(32, 16, 4)
@@ -23,7 +25,24 @@ def test_the_reply_carries_the_instances_base64_text_not_a_new_encoding() -> Non
     # A sentinel that is not the encoding of the bytes: only the kept text can produce it.
     image = EncodedImage(PNG, base64_text="KEPT-AS-RECEIVED")
     item = present_item(Item(ItemType.ABSTRACT_IMAGE, image=image), legacy_image)
-    assert item.image == "KEPT-AS-RECEIVED"
+    assert json.loads(encode_spliced({"item": item}))["item"]["image"] == "KEPT-AS-RECEIVED"
+
+
+def test_spliced_replies_equal_the_ordinary_encoding() -> None:
+    pictures = [base64.b64encode(render_png(40, 20, seed)).decode() for seed in range(3)]
+    plain = {"data": [{"image": p, "text": '概念"引号"', "n": i} for i, p in enumerate(pictures)]}
+    trusted = {
+        "data": [
+            {"image": TrustedJsonText(p), "text": '概念"引号"', "n": i}
+            for i, p in enumerate(pictures)
+        ]
+    }
+    assert encode_spliced(trusted) == msgspec.json.encode(plain)
+
+
+def test_text_that_would_need_escaping_is_escaped_after_all() -> None:
+    sneaky = TrustedJsonText('not "base64"\\ at all')
+    assert json.loads(encode_spliced({"x": sneaky})) == {"x": 'not "base64"\\ at all'}
 
 
 def test_parse_reply_decodes_once_and_keeps_text_and_digest() -> None:
