@@ -79,7 +79,7 @@ class InMemoryExperimentRepository(ExperimentRepository):
         record = self._generations.get(record_id)
         if record is None:
             return None
-        return next((s.image for s in record.image_steps if s.id == step_id), None)
+        return record.image_of(step_id)
 
     async def list_participants(self) -> Sequence[ParticipantSummary]:
         summaries = []

@@ -16,6 +16,11 @@ from domain.generation import GenerationRecord
 logger = logging.getLogger("inspilot.records")
 
 
+def underlying_store(repository: ExperimentRepository) -> ExperimentRepository:
+    """The store itself, when `repository` is the record writer in front of it."""
+    return repository.store if isinstance(repository, RecordWriter) else repository
+
+
 class RecordWriter(ExperimentRepository):
     """The repository port with `add_generation` queued and written by background workers.
 
@@ -178,7 +183,7 @@ class RecordWriter(ExperimentRepository):
     async def get_image(self, record_id: str, step_id: str) -> bytes | None:
         pending = self._pending.get(record_id)
         if pending is not None:
-            return next((s.image for s in pending.image_steps if s.id == step_id), None)
+            return pending.image_of(step_id)
         return await self._store.get_image(record_id, step_id)
 
     async def get_or_create(self, experiment: Experiment) -> Experiment:

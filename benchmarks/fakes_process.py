@@ -65,6 +65,12 @@ if __name__ == "__main__":
     _serve(parser.parse_args())
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.contextmanager
 def served_inspilot(
     openai_url: str, sd_urls: list[str], storage: str, data_dir: str
@@ -72,9 +78,7 @@ def served_inspilot(
     """`inspilot serve` in its own process on the fakes, as deployed; yields its URL."""
     import httpx
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     env = {
         **os.environ,
         "INSPILOT_TEXT_BACKEND": "openai",

@@ -14,7 +14,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.fakes_process import free_port  # noqa: E402 - after the path is set
+
 START_LUA = """
 counter = 0
 request = function()
@@ -49,12 +52,6 @@ Granian("entrypoints.asgi:app_factory", factory=True, address="127.0.0.1",
         port=int(sys.argv[1]), interface="asgi", loop="uvloop", workers=1,
         log_access=False, log_level="warning").serve()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wrk(url: str, seconds: int, script: Path | None) -> float:

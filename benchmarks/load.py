@@ -15,9 +15,7 @@ import argparse
 import asyncio
 import json
 import signal
-import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,17 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from benchmarks.fakes_process import model_fakes, served_inspilot
+from benchmarks.study_data import STUDY_IMAGES, study_directory
 
 INSTANCES = 6
 PARTICIPANTS = 12
 NUM = 6
 TEXT_CHAIN = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -126,11 +119,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--text-s", type=float, default=0.3)
     parser.add_argument("--image-s", type=float, default=1.0)
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=STUDY_IMAGES,
+        help="real-size pictures already in the database before measuring (0: empty)",
+    )
     args = parser.parse_args()
     bound = TEXT_CHAIN * args.text_s + PARTICIPANTS * NUM / INSTANCES * args.image_s
     with (
         model_fakes(INSTANCES, args.text_s, args.image_s) as (openai_url, sd_urls),
-        tempfile.TemporaryDirectory(prefix="inspilot-load-") as data_dir,
+        study_directory("inspilot-load-", args.prefill, args.storage) as data_dir,
         served_inspilot(openai_url, sd_urls, args.storage, data_dir) as (url, service),
     ):
         sampler = RssSampler(service.pid)

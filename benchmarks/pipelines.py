@@ -16,7 +16,6 @@ import logging
 import math
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import aiohttp
 
 from adapters.demo_images import render_png
 from benchmarks.fakes_process import model_fakes, served_inspilot
+from benchmarks.study_data import STUDY_IMAGES, study_directory
 
 INSTANCES = 6
 
@@ -165,12 +165,18 @@ def main() -> int:
         default="embedded",
         help="where sessions and records go (embedded, the default backend, in a temp dir)",
     )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=STUDY_IMAGES,
+        help="real-size pictures already in the database before measuring (0: empty)",
+    )
     args = parser.parse_args()
     logging.disable(logging.INFO)
 
     with (
         model_fakes(INSTANCES, args.text_s, args.image_s) as (openai_url, sd_urls),
-        tempfile.TemporaryDirectory(prefix="inspilot-bench-") as data_dir,
+        study_directory("inspilot-bench-", args.prefill, args.storage) as data_dir,
         served_inspilot(openai_url, sd_urls, args.storage, data_dir) as (url, _),
         FastClient(url) as client,
     ):

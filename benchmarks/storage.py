@@ -36,9 +36,8 @@ from pymongo import AsyncMongoClient
 from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.mongo import MongoExperimentRepository
 from benchmarks.load import tree_rss_mb
+from benchmarks.study_data import picture_record
 from domain.experiment import Experiment, Stage
-from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline
-from tests.fakes.sdapi_server import real_size_png
 
 MB = 1_000_000
 # (label, schemes, canvasImage bytes per scheme)
@@ -146,23 +145,6 @@ async def run(uri: str) -> None:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
         await client.drop_database(database)
         await client.close()
-
-
-def picture_record(n: int, per_record: int) -> GenerationRecord:
-    at = datetime.now(UTC)
-    steps = tuple(
-        ImageStep("scene", f"p{n}-{i}", "neg", at, at, image=real_size_png(1024, 576, f"{n}/{i}"))
-        for i in range(per_record)
-    )
-    return GenerationRecord(
-        pipeline=Pipeline.RAPID_DIVERGENCE,
-        inputs={"task": "bench", "num": per_record},
-        started_at=at,
-        finished_at=at,
-        outcome=Outcome.SUCCEEDED,
-        image_steps=steps,
-        username=f"p{n % 30}",
-    )
 
 
 async def write_pictures(uri: str, images: int, server_pid: int | None) -> None:

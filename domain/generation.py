@@ -86,6 +86,10 @@ class GenerationRecord:
     def duration_s(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
+    def image_of(self, step_id: str) -> bytes | None:
+        """The picture of one image step, None when there is no such step or picture."""
+        return next((step.image for step in self.image_steps if step.id == step_id), None)
+
     def without_images(self) -> GenerationRecord:
         """The record with its pictures' bytes dropped, for light listings."""
         return replace(

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from application.ports import Lifecycle
+from application.record_writer import underlying_store
 from domain.errors import InsPilotError
 from entrypoints.container import Container
 
@@ -44,7 +45,7 @@ async def running(container: Container) -> AsyncIterator[None]:
             "InsPilot ready: text=%s images=%s storage=%s",
             type(started[1]).__name__,
             type(started[2]).__name__,
-            type(getattr(started[0], "store", started[0])).__name__,
+            type(underlying_store(started[0])).__name__,
         )
         yield
     finally:

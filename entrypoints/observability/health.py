@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from application.ports import ExperimentRepository
+from application.record_writer import underlying_store
 from domain.errors import InsPilotError
 from entrypoints.observability.sources import pool_stats
 from entrypoints.settings import Settings
@@ -33,8 +34,7 @@ class Check:
 
 
 async def check_storage(repository: ExperimentRepository) -> Check:
-    # The record writer stands in front of the real store: name the store.
-    name = type(getattr(repository, "store", repository)).__name__
+    name = type(underlying_store(repository)).__name__
     try:
         async with asyncio.timeout(STORAGE_TIMEOUT_S):
             await repository.get(_PROBE_USERNAME)
