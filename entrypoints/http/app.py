@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container, build_container
 from entrypoints.http.access import research_guard
+from entrypoints.http.connection_guard import ConnectionGuard
 from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
@@ -25,6 +26,7 @@ from entrypoints.http.operations import health_live, health_ready, metrics
 from entrypoints.http.research import ResearchController
 from entrypoints.lifecycle import running
 from entrypoints.observability.requests import ObservedRequests
+from entrypoints.open_files import connection_cap
 
 
 def create_app(container: Container | None = None) -> Litestar:
@@ -38,9 +40,13 @@ def create_app(container: Container | None = None) -> Litestar:
     settings = container.settings()
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with running(container):
-            yield
+            try:
+                yield
+            finally:
+                # Whatever still waits on a client (event streams, slow bodies) ends now.
+                app.state["connection_guard"].shut_down()
 
     research = Router(
         path="/",
@@ -79,8 +85,14 @@ def create_app(container: Container | None = None) -> Litestar:
         # Litestar's own config would replace the root handler and its format.
         logging_config=None,
     )
-    # Outermost, around routing and error mapping: unknown routes are observed too.
-    app.asgi_handler = ObservedRequests(
-        app.asgi_handler, container.metrics, access_log=settings.access_log
+    guard = ConnectionGuard(
+        app.asgi_handler,
+        max_open=connection_cap(settings.max_connections),
+        body_timeout_s=settings.body_timeout_s,
+        sse_per_job=settings.sse_per_job,
+        sse_total=settings.sse_max,
     )
+    app.state["connection_guard"] = guard  # `inspilot serve` tells it when SIGTERM comes
+    # Outermost, around routing and error mapping: unknown routes and refusals are observed too.
+    app.asgi_handler = ObservedRequests(guard, container.metrics, access_log=settings.access_log)
     return app
