@@ -316,6 +316,11 @@ class Settings:
         "64", _positive_int, "Event streams (/api/v1/jobs/{id}/events) open on one job (more: 429)."
     )
     sse_max: int = _setting("8192", _positive_int, "Event streams open in all (more: 429).")
+    max_task_chars: int = _setting(
+        "10000",
+        _positive_int,
+        "Longest `designTask` /paint/save accepts, in characters (longer: 400 naming the field).",
+    )
     storage_unanswered_s: float = _setting(
         "10",
         _positive_float,

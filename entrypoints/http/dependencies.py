@@ -34,6 +34,7 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "save_session",
             "pipelines",
             "jobs",
+            "roster",
             "get_session",
             "list_generations",
             "get_generation",

@@ -96,10 +96,12 @@ class LegacyController(Controller):
     async def save(
         self,
         save_session: NamedDependency[SaveSession],
+        settings: NamedDependency[Settings],
         data: JSONBody[JsonBody[SaveBody]] = NO_BODY,
     ) -> Response[bytes]:
         """Save the whole session of a started participant; 404 for an unknown one."""
-        await save_session.execute(await data.decode(save_command))
+        command = await data.decode(lambda body: save_command(body, settings.max_task_chars))
+        await save_session.execute(command)
         return envelope(None)
 
     @post(

@@ -111,9 +111,11 @@ def _follow(port: int, job_id: str) -> socket.socket:
 
 
 def test_a_stalled_body_is_cut_with_408_and_stalled_headers_are_closed(tmp_path: Path) -> None:
-    with serving(
-        tmp_path, INSPILOT_BODY_TIMEOUT_S="1", INSPILOT_HEADER_TIMEOUT_S="1"
-    ) as (port, _, log):
+    with serving(tmp_path, INSPILOT_BODY_TIMEOUT_S="1", INSPILOT_HEADER_TIMEOUT_S="1") as (
+        port,
+        _,
+        log,
+    ):
         began = time.monotonic()
         status, body = _reply(_open(port, SAVE_HEAD))
         assert status == 408 and body is not None and body["code"] == 1
