@@ -89,6 +89,7 @@ def _text_step(step: TextStep) -> dict[str, Any]:
         "error": step.error,
         "template": step.template,
         "templateVersion": step.template_version,
+        "promptSetVersion": step.prompt_set_version,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
     }
@@ -106,6 +107,7 @@ def _image_step(record_id: str, step: ImageStep) -> dict[str, Any]:
         "error": step.error,
         "template": step.template,
         "templateVersion": step.template_version,
+        "promptSetVersion": step.prompt_set_version,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
         "imageUrl": (None if step.error else f"/api/v1/generations/{record_id}/images/{step.id}"),

@@ -8,7 +8,7 @@ without probing anything itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +45,30 @@ async def check_storage(repository: ExperimentRepository) -> Check:
     return Check(True, f"{name} answers")
 
 
-def check_prompts(load_prompts: Callable[[], object]) -> Check:
+def prompt_set_lines(catalogs: Iterable[object]) -> list[str]:
+    """One line per prompt set: where it is, the version serving, and a refused edit."""
+    lines = []
+    for catalog in catalogs:
+        directory = getattr(catalog, "directory", None)
+        line = f"templates loaded from {directory}" if directory else "templates loaded"
+        version = getattr(catalog, "set_version", None)
+        if version:
+            line += f" (version {version})"
+        refused = getattr(catalog, "refused", None)
+        if refused:
+            line += f"; edit refused, still serving the last good version: {refused}"
+        lines.append(line)
+    return lines
+
+
+def check_prompts(load_prompts: Callable[[], Iterable[object]]) -> Check:
+    """Ready while every set serves: a refused live edit is reported, never fatal (the
+    last good version keeps serving)."""
     try:
-        catalog = load_prompts()
+        catalogs = list(load_prompts())
     except Exception as exc:  # the app refuses to start on a bad template; this is belt and braces
         return Check(False, f"templates cannot be loaded: {exc}")
-    directory = getattr(catalog, "directory", None)
-    return Check(True, f"templates loaded from {directory}" if directory else "templates loaded")
+    return Check(True, "; ".join(prompt_set_lines(catalogs)) or "no prompt sets")
 
 
 def check_sd(settings: Settings, images: object) -> Check:
@@ -89,7 +106,7 @@ class Readiness:
 
     settings: Settings
     repository: ExperimentRepository
-    load_prompts: Callable[[], object]
+    load_prompts: Callable[[], Iterable[object]]
     images: object
 
     async def check(self) -> tuple[bool, dict[str, Check]]:
