@@ -173,7 +173,8 @@ def _same_kind(default: object, value: object) -> bool:
 @dataclass(frozen=True)
 class PromptReload:
     """What one reload did: `applied` (the set now serving is `set_version`), `changed`
-    (the version moved), or refused with the faulty `file` and the `reason`."""
+    (the version moved), or refused with the faulty `file` (relative to the set's
+    directory) and the `reason`."""
 
     applied: bool
     set_version: str
@@ -226,15 +227,21 @@ class FilesystemPromptCatalog(PromptCatalog):
         try:
             loaded = self._load()
         except TemplateError as exc:
-            self._refused = PromptReload(
-                False, self._set.set_version, file=exc.path, reason=exc.reason
-            )
+            file = self._within(exc.path)
+            self._refused = PromptReload(False, self._set.set_version, file=file, reason=exc.reason)
             return self._refused
         changed = loaded.set_version != self._set.set_version
         # One assignment: a reader holds either the old set or the new one, never a mix.
         self._set = loaded
         self._refused = None
         return PromptReload(True, loaded.set_version, changed=changed)
+
+    def _within(self, path: str) -> str:
+        """A file named by its place in the set (as the record's `template` is)."""
+        try:
+            return Path(path).relative_to(self._directory).as_posix()
+        except ValueError:
+            return path
 
     def pinned(self) -> PromptSet:
         return self._set

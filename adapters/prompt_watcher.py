@@ -85,7 +85,7 @@ class PromptWatcher:
         if not result.applied:
             logger.error(
                 "prompt edit refused: %s: %s (still serving version %s of %s)",
-                result.file,
+                catalog.directory / (result.file or ""),
                 result.reason,
                 result.set_version,
                 catalog.directory,

@@ -88,6 +88,7 @@ def test_a_broken_edit_is_refused_and_named_while_the_old_version_serves(
     assert status == 200 and check["ok"] is True  # still ready: the old version works
     assert "products.txt: unknown placeholder $tsak" in check["detail"]
     assert "still serving the last good version" in check["detail"]
+    assert str(prompt_copy) not in check["detail"]  # readiness is open: no machine paths
     assert any(
         "prompt edit refused" in r.message and "products.txt" in r.message and "$tsak" in r.message
         for r in caplog.records
