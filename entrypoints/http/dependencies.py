@@ -45,5 +45,6 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "metrics_exposition",
             "monitored_adapters",
             "run_monitor",
+            "prompt_catalogs",
         )
     }
