@@ -7,6 +7,7 @@ wins. A wrong value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -118,6 +119,16 @@ def _roster(raw: str) -> tuple[str, ...]:
         except InvalidInput as exc:
             raise ValueError(f"entry {name!r}: {exc.rule}") from None
     return names
+
+
+def _proxies(raw: str) -> tuple[str, ...]:
+    entries = _list(raw)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"entry {entry!r} is not an address or network") from None
+    return entries
 
 
 def _log_level(raw: str) -> str:
@@ -331,6 +342,15 @@ class Settings:
         "10000",
         _positive_int,
         "Longest `designTask` /paint/save accepts, in characters (longer: 400 naming the field).",
+    )
+    dashboard_session_h: float = _setting(
+        "12", _positive_float, "Hours a dashboard login lasts (logout ends it at once)."
+    )
+    trusted_proxies: tuple[str, ...] = _setting(
+        "",
+        _proxies,
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (rate limits per client, Secure cookies behind TLS).",
     )
     storage_unanswered_s: float = _setting(
         "10",

@@ -9,12 +9,13 @@ from pathlib import Path
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container, build_container
-from entrypoints.http.access import research_guard
+from entrypoints.http.access import ResearchAccess, research_guard
 from entrypoints.http.connection_guard import ConnectionGuard
 from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.dependencies import dependencies
@@ -48,10 +49,15 @@ def create_app(container: Container | None = None) -> Litestar:
                 # Whatever still waits on a client (event streams, slow bodies) ends now.
                 app.state["connection_guard"].shut_down()
 
+    access = ResearchAccess(
+        container.research_token(),
+        session_h=settings.dashboard_session_h,
+        trusted_proxies=settings.trusted_proxies,
+    )
     research = Router(
         path="/",
         route_handlers=[ResearchController],
-        guards=[research_guard(container.research_token())],
+        guards=[research_guard(access)],
     )
     app = Litestar(
         route_handlers=[
@@ -65,7 +71,10 @@ def create_app(container: Container | None = None) -> Litestar:
             metrics,
             DashboardController,
         ],
-        dependencies=dependencies(container),
+        dependencies={
+            **dependencies(container),
+            "research_access": Provide(lambda: access, sync_to_thread=False),
+        },
         guards=[free_space_guard(FreeSpace.of(settings))],
         template_config=TemplateConfig(
             directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
