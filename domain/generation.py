@@ -7,7 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.attribution import AttributedBy, ConditionBy, Evidence
 from domain.experiment import new_id
+
+DEFAULT_CONDITION = "default"
 
 
 class Pipeline(StrEnum):
@@ -81,6 +84,19 @@ class GenerationRecord:
     id: str = field(default_factory=new_id)
     # The HTTP request that asked for it (X-Request-ID), to find its log lines.
     request_id: str | None = None
+    # `username` is the participant the record belongs to: named by the request, or
+    # attributed by a rule (`attributed_by`); `attributed_at` when named after the run.
+    attributed_by: AttributedBy | None = None
+    attributed_at: datetime | None = None
+    # The study condition it ran in, and why that one.
+    condition: str = DEFAULT_CONDITION
+    condition_by: ConditionBy = ConditionBy.DEFAULT
+    # What may still name the participant later (sketch and notes keys, client address).
+    evidence: Evidence = field(default_factory=Evidence)
+
+    @property
+    def participant(self) -> str | None:
+        return self.username
 
     @property
     def duration_s(self) -> float:

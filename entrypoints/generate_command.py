@@ -69,6 +69,10 @@ def add_pipelines(parser: argparse.ArgumentParser) -> None:
             else:
                 command.add_argument(option, required=required)
         command.add_argument("--username", default=None, help="recorded with the generation")
+        command.add_argument(
+            "--condition", default=None, help="the study condition to run in (default: the "
+            "participant's, else the study's first)"
+        )
         command.add_argument("--out", required=True, type=Path, help="folder for the result")
 
 
@@ -176,7 +180,10 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
     container = build_container(settings)
     container.prompts()
     async with running(container):
-        use_case = container.pipelines()[entry.pipeline.value]
+        context = await container.run_contexts().for_request(
+            username=args.username, evidence=entry.evidence(inputs), condition=args.condition
+        )
+        use_case = entry.use_case(container.gateway().bound(context))
         job = container.jobs().submit(
             entry.pipeline, args.username, lambda progress: use_case.execute(command, progress)
         )
