@@ -82,12 +82,18 @@ class InMemoryExperimentRepository(ExperimentRepository):
         return record.without_images()
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+        self,
+        username: str | None = None,
+        limit: int = 100,
+        *,
+        with_images: bool = True,
+        condition: str | None = None,
     ) -> Sequence[GenerationRecord]:
         records = [
             record
             for record in self._generations.values()
-            if username is None or record.username == username
+            if (username is None or record.username == username)
+            and (condition is None or record.condition == condition)
         ]
         records.sort(key=lambda record: record.started_at, reverse=True)
         records = records[: max(limit, 0)]

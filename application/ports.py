@@ -163,7 +163,12 @@ class ExperimentRepository(Protocol):
     ) -> GenerationRecord | None: ...
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+        self,
+        username: str | None = None,
+        limit: int = 100,
+        *,
+        with_images: bool = True,
+        condition: str | None = None,
     ) -> Sequence[GenerationRecord]:
         """Newest first; without images (`image` None) the listing stays light."""
         ...

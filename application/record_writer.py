@@ -178,14 +178,22 @@ class RecordWriter(ExperimentRepository):
         return await self._store.get_generation(record_id, with_images=with_images)
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+        self,
+        username: str | None = None,
+        limit: int = 100,
+        *,
+        with_images: bool = True,
+        condition: str | None = None,
     ) -> Sequence[GenerationRecord]:
         waiting = [
             record
             for record in list(self._pending.values())
-            if username is None or record.username == username
+            if (username is None or record.username == username)
+            and (condition is None or record.condition == condition)
         ]
-        stored = await self._store.list_generations(username, limit, with_images=with_images)
+        stored = await self._store.list_generations(
+            username, limit, with_images=with_images, condition=condition
+        )
         if not waiting:
             return stored
         seen = {record.id for record in stored}

@@ -9,9 +9,9 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any
 
-from application.ports import ExperimentRepository, ImageTemplate, PromptCatalog
+from application.ports import Clock, ExperimentRepository, ImageTemplate, PromptCatalog
 from domain.errors import InvalidInput
-from domain.experiment import Roster
+from domain.experiment import ConditionMove, Roster
 from domain.generation import DEFAULT_CONDITION
 
 
@@ -112,3 +112,26 @@ class ConditionAssigner:
 
     async def _stored(self, username: str, fallback: str) -> str:
         return await self._repository.condition_of(username) or fallback
+
+
+class MoveParticipant:
+    """A researcher moves a participant to another condition; the move is kept with its
+    time, and a balanced study's counts follow the participant."""
+
+    def __init__(self, study: Study, repository: ExperimentRepository, clock: Clock) -> None:
+        self._study = study
+        self._repository = repository
+        self._clock = clock
+
+    async def execute(self, username: str, condition: str) -> ConditionMove:
+        target = self._study.named(condition)
+        current = await self._repository.condition_of(username)
+        move = ConditionMove(current, target.name, self._clock.now())
+        if current == target.name:
+            return move
+        await self._repository.move_condition(username, move)
+        if self._study.assignment is Assignment.BALANCED and len(self._study.conditions) > 1:
+            if self._study.get(current) is not None and current is not None:
+                await self._repository.give_back_condition_place(self._study.name, current)
+            await self._repository.take_condition_place(self._study.name, (target.name,))
+        return move

@@ -17,7 +17,7 @@ from application.jobs import JobService
 from application.monitoring import RunMonitor
 from application.record_writer import RecordWriter
 from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
-from application.study import ConditionAssigner
+from application.study import ConditionAssigner, MoveParticipant
 from application.use_cases.research import (
     GetGeneration,
     GetGenerationImage,
@@ -126,6 +126,9 @@ class Container(containers.DeclarativeContainer):
         ParticipantCookies, providers.Callable(_cookie_key, settings)
     )
     client_view = providers.Singleton(ClientView, config.trusted_proxies)
+    move_participant = providers.Factory(
+        MoveParticipant, study=study, repository=repository, clock=clock
+    )
 
     gateway = providers.Singleton(
         ModelGateway,

@@ -217,12 +217,19 @@ class MongoExperimentRepository(ExperimentRepository):
             return records[0] if records else None
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+        self,
+        username: str | None = None,
+        limit: int = 100,
+        *,
+        with_images: bool = True,
+        condition: str | None = None,
     ) -> Sequence[GenerationRecord]:
         if limit <= 0:
             # MongoDB reads limit 0 as "no limit".
             return []
-        query = {} if username is None else {"username": username}
+        query: dict[str, Any] = {} if username is None else {"username": username}
+        if condition is not None:
+            query["condition"] = condition
         with storage_errors("listing generation records"):
             return await self._load_generations(query, limit, with_images=with_images)
 

@@ -36,6 +36,7 @@ SESSIONS = Table(
         ("convergence_schemes", "integer"),
         ("created_at", "datetime"),
         ("updated_at", "datetime"),
+        ("condition", "string"),
     ),
     ("username",),
 )
@@ -53,6 +54,12 @@ GENERATIONS = Table(
         ("text_models", "string"),
         ("image_models", "string"),
         ("images", "integer"),
+        # `username` is the participant, however named; `attributed_by` says how.
+        ("participant", "string"),
+        ("attributed_by", "string"),
+        ("attributed_at", "datetime"),
+        ("condition", "string"),
+        ("condition_by", "string"),
     ),
     ("generation_id",),
 )
@@ -128,6 +135,7 @@ def session_row(experiment: Experiment) -> list[Any]:
         *counts,
         timestamp(experiment.created_at),
         timestamp(experiment.updated_at),
+        experiment.condition or "",
     ]
 
 
@@ -144,6 +152,11 @@ def generation_row(record: GenerationRecord, images: int) -> list[Any]:
         _distinct([step.model for step in record.text_steps]),
         _distinct([step.model for step in record.image_steps]),
         images,
+        record.participant or "",
+        record.attributed_by.value if record.attributed_by else "",
+        timestamp(record.attributed_at),
+        record.condition,
+        record.condition_by.value,
     ]
 
 

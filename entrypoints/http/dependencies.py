@@ -32,6 +32,7 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "run_contexts",
             "client_view",
             "participant_cookies",
+            "move_participant",
             "jobs",
             "get_session",
             "list_generations",
