@@ -70,8 +70,10 @@ def add_pipelines(parser: argparse.ArgumentParser) -> None:
                 command.add_argument(option, required=required)
         command.add_argument("--username", default=None, help="recorded with the generation")
         command.add_argument(
-            "--condition", default=None, help="the study condition to run in (default: the "
-            "participant's, else the study's first)"
+            "--condition",
+            default=None,
+            help="the study condition to run in (default: the "
+            "participant's, else the study's first)",
         )
         command.add_argument("--out", required=True, type=Path, help="folder for the result")
 

@@ -285,7 +285,7 @@ class Settings:
         "",
         _roster,
         "The study's roster: comma-separated usernames, or @path to a file with one per line "
-        "(`username,condition` with `assignment = \"roster\"` in the study file) "
+        '(`username,condition` with `assignment = "roster"` in the study file) '
         "(empty: any username).",
     )
     # -- participants and conditions (issue 13) --

@@ -51,9 +51,7 @@ def load_study(
         raise StudyError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{path}: not valid TOML ({exc})") from None
-    return _StudyReader(path, settings, default_prompts, catalog or _filesystem_catalog).read(
-        table
-    )
+    return _StudyReader(path, settings, default_prompts, catalog or _filesystem_catalog).read(table)
 
 
 def _filesystem_catalog(directory: Path) -> PromptCatalog:

@@ -129,4 +129,3 @@ class SaveSession:
             at=now,
         )
         await self._repository.save(updated)
-
