@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from application.ports import ExperimentRepository, ParticipantSummary, StudyFilter
+from application.ports import (
+    ExperimentRepository,
+    ParticipantSummary,
+    StorageProbe,
+    StudyFilter,
+)
 from domain.attribution import Attribution, Evidence
 from domain.errors import NotFound
 from domain.experiment import SCHEME_STAGES, ConditionMove, Experiment
@@ -24,7 +29,7 @@ def _keys_of(experiment: Experiment) -> tuple[frozenset[str], frozenset[str]]:
     return held.sketches, held.texts
 
 
-class InMemoryExperimentRepository(ExperimentRepository):
+class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
     def __init__(self) -> None:
         self._experiments: dict[str, Experiment] = {}
         self._generations: dict[str, GenerationRecord] = {}
@@ -38,6 +43,10 @@ class InMemoryExperimentRepository(ExperimentRepository):
         return None
 
     async def close(self) -> None:
+        return None
+
+    async def round_trip(self) -> None:
+        """Memory always holds what it was given: nothing to prove."""
         return None
 
     async def get_or_create(self, experiment: Experiment) -> Experiment:

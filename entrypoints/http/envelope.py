@@ -22,6 +22,7 @@ from domain.errors import (
     NotFound,
     NotPermitted,
     StorageError,
+    StorageFull,
     TooManyJobs,
 )
 from entrypoints.http.disconnect import ClientGone
@@ -71,6 +72,7 @@ _ERROR_STATUS: tuple[tuple[type[InsPilotError], int, int], ...] = (
     (ModelTimeout, 504, CODE_MODEL_FAILURE),
     (ContentRejected, 422, CODE_MODEL_FAILURE),
     (ModelError, 502, CODE_MODEL_FAILURE),
+    (StorageFull, 507, CODE_INTERNAL),
     (StorageError, 503, CODE_INTERNAL),
 )
 
@@ -79,7 +81,8 @@ def _status_and_code(exc: InsPilotError) -> tuple[int, int]:
     for kind, status, code in _ERROR_STATUS:
         if isinstance(exc, kind):
             return status, code
-    return 400, CODE_INVALID
+    # An error this table does not name is ours to fix, not the client's.
+    return 500, CODE_INTERNAL
 
 
 def error_code_and_message(exc: BaseException) -> tuple[int, str]:

@@ -17,6 +17,7 @@ from entrypoints.http.client import ClientView
 from entrypoints.http.condition_prefix import condition_prefix
 from entrypoints.http.disconnect import unless_disconnected
 from entrypoints.http.envelope import documented, envelope, envelope_off_loop, reply_schema
+from entrypoints.http.free_space import STORES
 from entrypoints.http.legacy_requests import (
     GenerateBody,
     GenerateReply,
@@ -63,8 +64,8 @@ def ping_post() -> str:
 class LegacyController(Controller):
     """Handlers decode, call one use case and wrap the result; errors are mapped in one place.
 
-    Request-level concerns (a roster check of the username, request ids) belong in
-    middleware or a guard on this controller, not in the handlers.
+    The roster is checked by the use cases (a username outside it is refused before
+    anything is stored or run); request ids come from the request middleware.
     """
 
     tags: ClassVar[list[str]] = ["legacy"]
@@ -104,7 +105,8 @@ class LegacyController(Controller):
         "/paint/save",
         operation_id="paintSave",
         status_code=200,
-        responses=documented(SaveReply, "saved; `data` is null", 400, 404),
+        responses=documented(SaveReply, "saved; `data` is null", 400, 404, 507),
+        opt=STORES,
         **BODY,
     )
     async def save(
@@ -125,8 +127,9 @@ class LegacyController(Controller):
         operation_id="generate",
         status_code=200,
         responses=documented(
-            GenerateReply, "the stimuli; `data` depends on `type`", 400, 422, 502, 503, 504
+            GenerateReply, "the stimuli; `data` depends on `type`", 400, 422, 502, 503, 504, 507
         ),
+        opt=STORES,
         **BODY,
     )
     async def generate(

@@ -133,6 +133,7 @@ def present_record(record: GenerationRecord) -> dict[str, Any]:
         "condition": record.condition,
         "conditionBy": record.condition_by.value,
         "requestId": record.request_id,
+        "source": None if record.source is None else record.source.value,
         "outcome": record.outcome.value,
         "error": record.error,
         "errorType": record.error_type,
