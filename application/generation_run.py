@@ -38,6 +38,7 @@ from domain.generation import (
 )
 from domain.listparse import ListMismatch, parse_list
 from domain.progress import ImageProgress, ProgressEvent, StepProgress, StepStatus
+from domain.stimuli import Shown
 
 if TYPE_CHECKING:
     from application.attribution import Attributor, RunContext
@@ -187,6 +188,8 @@ class GenerationRun:
         self._request_id = gateway.request_id()
         self._source = run_source.get()
         self.result: Any = None
+        # What the reply shows, set by the use case with its result.
+        self.stimuli: tuple[Shown, ...] = ()
         self._progress = progress or _unwatched
         self._images_expected = images
         self._images_asked = 0
@@ -227,6 +230,7 @@ class GenerationRun:
             attributed_by=attribution.by,
             **_condition_fields(context),
             source=self._source,
+            stimuli=self.stimuli if exc is None else (),
         )
         self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)
