@@ -194,6 +194,8 @@ class GenerationRun:
         self._images_expected = images
         self._images_asked = 0
         self._images_done = 0
+        # Pinned at the start: an edit swapped in mid-run serves the next run, not this one.
+        self._prompts = gateway.prompts.pinned()
 
     async def __aenter__(self) -> GenerationRun:
         started = RunStarted(
@@ -249,8 +251,8 @@ class GenerationRun:
     ) -> list[str]:
         """Ask for `expected` items; a count the parser cannot reconcile is asked again."""
         gateway = self._gateway
-        prompt = gateway.prompts.render(spec.key, variables)
-        version = gateway.prompts.version(spec.key)
+        prompt = self._prompts.render(spec.key, variables)
+        version = self._prompts.version(spec.key)
         condition = gateway.context.condition if gateway.context is not None else None
         request = TextRequest(
             step=spec.key,
@@ -275,6 +277,7 @@ class GenerationRun:
                 image_count=len(images),
                 template=version.path,
                 template_version=version.digest,
+                prompt_set_version=self._prompts.set_version,
             )
             self._progress(StepProgress(spec.key, StepStatus.STARTED, attempt))
             try:
@@ -310,9 +313,9 @@ class GenerationRun:
         """Render one image per prompt, all at once; any failure fails the whole set."""
         gateway = self._gateway
         if gateway.context is not None:
-            template = gateway.context.condition.image_template(gateway.prompts, kind)
+            template = gateway.context.condition.image_template(self._prompts, kind)
         else:
-            template = gateway.prompts.image_template(kind)
+            template = self._prompts.image_template(kind)
         self._images_asked += len(prompts)
         return await run_all(
             self._render_one(kind, template.request_for(p), template.version) for p in prompts
@@ -326,6 +329,7 @@ class GenerationRun:
         versioned = {
             "template": version.path if version else None,
             "template_version": version.digest if version else None,
+            "prompt_set_version": self._prompts.set_version,
         }
         try:
             image: GeneratedImage = await self._gateway.images.generate(request)

@@ -10,6 +10,7 @@ from adapters.demo_images import DemoImageGenerator
 from adapters.demo_text import DemoTextGenerator
 from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
+from adapters.prompt_watcher import PromptWatcher
 from adapters.system_clock import SystemClock
 from application.attribution import Attributor, RunContexts
 from application.generation_run import ModelGateway
@@ -35,7 +36,7 @@ from entrypoints.observability.metrics import MetricsExposition, ServiceMetrics
 from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.secret_key import signing_key
 from entrypoints.settings import Settings
-from entrypoints.study_file import load_study
+from entrypoints.study_file import load_study, served_prompt_sets
 
 
 def _cookie_key(settings: Settings) -> bytes:
@@ -55,6 +56,18 @@ class Container(containers.DeclarativeContainer):
         text_steps=TEXT_STEPS,
         image_kinds=IMAGE_KINDS,
         positive_spec=IMAGE_POSITIVE,
+    )
+
+    # The study: its conditions, each prompt set checked when it is built.
+    study = providers.Singleton(load_study, settings, prompts)
+    # Every prompt set the service serves (each condition's, once), for the watcher,
+    # readiness and the dashboard.
+    prompt_catalogs = providers.Callable(served_prompt_sets, study)
+    prompt_watcher = providers.Singleton(
+        PromptWatcher,
+        catalogs=prompt_catalogs,
+        debounce_ms=config.prompts_debounce_ms,
+        enabled=config.prompts_watch,
     )
 
     text_generator: providers.Provider[Any] = providers.Selector(
@@ -99,16 +112,14 @@ class Container(containers.DeclarativeContainer):
         Readiness,
         settings=settings,
         repository=repository,
-        load_prompts=prompts.provider,
+        load_prompts=prompt_catalogs.provider,
         images=image_generator,
     )
     # Read from the configuration, not the frozen Settings, each time it is asked for:
     # tests set it after building the container.
     research_token = providers.Callable(str, config.research_token)
 
-    # Participants and conditions: the study (its conditions' prompt sets checked when it
-    # is built), the attribution rules, the assignment of first starts.
-    study = providers.Singleton(load_study, settings, prompts)
+    # Participants and conditions: the attribution rules, the assignment of first starts.
     attributor = providers.Singleton(
         Attributor,
         repository=repository,

@@ -54,6 +54,14 @@ def load_study(
     return _StudyReader(path, settings, default_prompts, catalog or _filesystem_catalog).read(table)
 
 
+def served_prompt_sets(study: Study) -> list[PromptCatalog]:
+    """Each prompt set the study's conditions use, once (conditions may share one)."""
+    unique: dict[int, PromptCatalog] = {}
+    for condition in study.conditions:
+        unique.setdefault(id(condition.prompts), condition.prompts)
+    return list(unique.values())
+
+
 def _filesystem_catalog(directory: Path) -> PromptCatalog:
     return FilesystemPromptCatalog(directory, TEXT_STEPS, IMAGE_KINDS, IMAGE_POSITIVE)
 

@@ -25,6 +25,7 @@ from entrypoints.http.dashboard_views import (
     generation_view,
     now_panel,
     participant_rows,
+    prompt_set_views,
     sketches_by_stage,
 )
 from entrypoints.observability.sources import MonitoredAdapters
@@ -89,6 +90,7 @@ class DashboardController(Controller):
         request: AnyRequest,
         research_token: NamedDependency[str],
         repository: NamedDependency[ExperimentRepository],
+        prompt_catalogs: NamedDependency[list[Any]],
     ) -> Template | Response[Any]:
         if not cookie_holds_token(request, research_token):
             return Redirect(LOGIN, status_code=303)
@@ -99,6 +101,7 @@ class DashboardController(Controller):
             participants=participant_rows(participants),
             conditions=condition_counts(participants),
             recent=[generation_view(record) for record in recent],
+            prompt_sets=prompt_set_views(prompt_catalogs),
         )
 
     @get("/participants/{username:str}", operation_id="dashboardParticipant")

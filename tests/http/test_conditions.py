@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -225,3 +226,26 @@ def test_a_broken_prompt_set_stops_start_up_naming_its_condition(tmp_path: Path)
     container = build_container(memory_settings(INSPILOT_STUDY_FILE=str(path)))
     with pytest.raises(StudyError, match=r"condition 'vivid': prompts: .*products.txt.*\$nonsense"):
         create_app(container)
+
+
+def test_a_conditions_own_prompt_set_is_edited_live(tmp_path: Path) -> None:
+    container = _container(
+        tmp_path, "prefix", INSPILOT_PROMPTS_DEBOUNCE_MS="50", INSPILOT_PROMPTS_WATCH="true"
+    )
+    vivid = container.study().named("vivid").prompts
+    assert vivid in container.prompt_catalogs()  # watched, checked and shown
+    with TestClient(create_app(container)) as client:
+        client.cookies.clear()
+        _ok(client.post("/c/vivid/generate", json=TYPE_0))
+        before = vivid.set_version
+        path = tmp_path / "vivid-prompts/paint/rapid_divergence/products.txt"
+        path.write_text(path.read_text(encoding="utf-8") + "\n第二版。", encoding="utf-8")
+        deadline = time.monotonic() + 10
+        while vivid.set_version == before:
+            assert time.monotonic() < deadline, "the condition's edit was not swapped in"
+            time.sleep(0.05)
+        _ok(client.post("/c/vivid/generate", json=TYPE_0))
+        records = sorted(_records(container), key=lambda record: record.started_at)
+    first, second = (record.text_steps[0] for record in records)
+    assert "第二版。" not in first.prompt and "第二版。" in second.prompt
+    assert (first.prompt_set_version, second.prompt_set_version) == (before, vivid.set_version)
