@@ -11,7 +11,6 @@ be guessed at hundreds per second.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import math
 import secrets
@@ -28,6 +27,8 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
+
+from entrypoints.http.client import ClientView
 
 COOKIE = "inspilot_research"
 OFF_MESSAGE = "the research API is off: set INSPILOT_RESEARCH_TOKEN"
@@ -50,12 +51,6 @@ def bearer(connection: Connection) -> str | None:
     return token if scheme.lower() == "bearer" else None
 
 
-def _networks(
-    entries: tuple[str, ...],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
-
-
 class ResearchAccess:
     """Dashboard sessions, the throttle on wrong tokens, and the client's real address."""
 
@@ -64,41 +59,25 @@ class ResearchAccess:
         token: str,
         *,
         session_h: float = 12.0,
-        trusted_proxies: tuple[str, ...] = (),
+        clients: ClientView | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
         self._session_s = session_h * 3600
-        self._proxies = _networks(trusted_proxies)
+        self._clients = clients or ClientView(())
         self._clock = clock
         self._sessions: OrderedDict[str, float] = OrderedDict()
         self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     # -- where the request came from -----------------------------------------------
 
-    def _from_proxy(self, connection: Connection) -> bool:
-        host = (connection.scope.get("client") or ("", 0))[0]
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self._proxies)
-
     def client(self, connection: Connection) -> str:
-        """The client's address; behind a trusted proxy, the last one it forwarded."""
-        host = str((connection.scope.get("client") or ("-", 0))[0])
-        if self._from_proxy(connection):
-            forwarded = connection.headers.get("x-forwarded-for", "")
-            last = forwarded.split(",")[-1].strip()
-            return last or host
-        return host
+        """The client's address; behind a trusted proxy, the one it forwarded."""
+        return self._clients.address(connection.scope) or "-"
 
     def over_https(self, connection: Connection) -> bool:
         """HTTPS to us, or to a trusted proxy that says so."""
-        if connection.url.scheme == "https":
-            return True
-        proto = connection.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-        return proto == "https" and self._from_proxy(connection)
+        return self._clients.is_https(connection.scope)
 
     # -- wrong tokens ----------------------------------------------------------------
 

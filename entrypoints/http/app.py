@@ -16,6 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container, build_container
 from entrypoints.http.access import ResearchAccess, research_guard
+from entrypoints.http.condition_prefix import ConditionPrefixes
 from entrypoints.http.connection_guard import ConnectionGuard
 from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.dependencies import dependencies
@@ -38,6 +39,7 @@ def create_app(container: Container | None = None) -> Litestar:
     """
     container = container or build_container()
     container.prompts()  # loads and validates every template now, not on the first request
+    study = container.study()  # and every condition's prompt set
     settings = container.settings()
 
     @asynccontextmanager
@@ -52,7 +54,7 @@ def create_app(container: Container | None = None) -> Litestar:
     access = ResearchAccess(
         container.research_token(),
         session_h=settings.dashboard_session_h,
-        trusted_proxies=settings.trusted_proxies,
+        clients=container.client_view(),
     )
     research = Router(
         path="/",
@@ -103,5 +105,8 @@ def create_app(container: Container | None = None) -> Litestar:
     )
     app.state["connection_guard"] = guard  # `inspilot serve` tells it when SIGTERM comes
     # Outermost, around routing and error mapping: unknown routes and refusals are observed too.
-    app.asgi_handler = ObservedRequests(guard, container.metrics, access_log=settings.access_log)
+    # Inside the observer, so metrics see the route without the condition prefix; the
+    # guard inside the prefixes, so it sees the job routes without them.
+    prefixed = ConditionPrefixes(guard, study.names)
+    app.asgi_handler = ObservedRequests(prefixed, container.metrics, access_log=settings.access_log)
     return app

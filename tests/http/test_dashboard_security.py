@@ -101,17 +101,15 @@ def test_the_cookie_is_secure_over_https(client: TestClient[Any]) -> None:
 
 
 def _connection(client: str, **headers: str) -> Any:
-    return SimpleNamespace(
-        scope={"client": (client, 1)},
-        headers=headers,
-        url=SimpleNamespace(scheme="http"),
-    )
+    raw = [(name.encode(), value.encode()) for name, value in headers.items()]
+    return SimpleNamespace(scope={"client": (client, 1), "scheme": "http", "headers": raw})
 
 
 def test_a_trusted_proxy_tells_the_scheme_and_the_client_others_do_not() -> None:
     from entrypoints.http.access import ResearchAccess
+    from entrypoints.http.client import ClientView
 
-    access = ResearchAccess(TOKEN, trusted_proxies=("10.0.0.0/8",))
+    access = ResearchAccess(TOKEN, clients=ClientView(("10.0.0.0/8",)))
     forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.7"}
     via_proxy = _connection("10.1.2.3", **forwarded)
     assert access.over_https(via_proxy) and access.client(via_proxy) == "198.51.100.7"
