@@ -19,10 +19,10 @@ from typing import IO
 
 import httpx
 
-from application.ports import ExperimentRepository, Lifecycle
 from domain.errors import InsPilotError
 from entrypoints.export.archive import ExportProgress, stream_study, study_filter
 from entrypoints.settings import Settings
+from entrypoints.store_access import opened_store, running_embedded_server
 
 PROBE_TIMEOUT_S = 1.0
 
@@ -109,47 +109,21 @@ async def _from_service(
                 yield chunk
 
 
-def _running_embedded_server(settings: Settings) -> str | None:
-    """The URI of the embedded database a running service keeps, read from its data dir."""
-    if settings.storage_backend != "embedded":
-        return None
-    from adapters.embedded_mongo import running_server_uri
-
-    return running_server_uri(settings.data_dir)
-
-
 async def _from_storage(
     settings: Settings, args: argparse.Namespace, progress: _Progress, uri: str | None = None
 ) -> AsyncIterator[bytes]:
-    from entrypoints.container import build_container
-
     study = study_filter(args.username, _iso(args.since, "since"), _iso(args.until, "until"))
-    if uri is not None:
-        # The service's own database process: read beside it, no token needed (whoever
-        # can read the data directory can read the data).
-        from adapters.mongo import MongoExperimentRepository
-
-        repository: ExperimentRepository = MongoExperimentRepository(
-            uri, settings.mongodb_database, settings.mongodb_timeout_ms
-        )
-    else:
-        repository = build_container(settings).repository()
-    if isinstance(repository, Lifecycle):
-        await repository.start()
-    try:
+    async with opened_store(settings, uri) as repository:
         async for chunk in stream_study(
             repository, study, ExportProgress(on_change=progress.counted)
         ):
             yield chunk
-    finally:
-        if isinstance(repository, Lifecycle):
-            await repository.close()
 
 
 async def _export(settings: Settings, args: argparse.Namespace, progress: _Progress) -> Path:
     out = Path(args.out)
     url = _service_url(settings)
-    embedded = _running_embedded_server(settings)
+    embedded = running_embedded_server(settings)
     if embedded is not None:
         chunks = _from_storage(settings, args, progress, embedded)
     elif await _service_answers(url):
