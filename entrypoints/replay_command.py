@@ -53,7 +53,8 @@ async def _replay(settings: Settings, generation_id: str) -> ReplayResult:
             if isinstance(model, Lifecycle):
                 await model.start()
             started.append(model)
-        return await ReplayGeneration(models[0], models[1]).execute(record)
+        study = container.study()
+        return await ReplayGeneration(models[0], models[1], study).execute(record)
     finally:
         for model in reversed(started):
             if isinstance(model, Lifecycle):
@@ -64,12 +65,14 @@ def _result(result: ReplayResult) -> dict[str, Any]:
     return {
         "generation_id": result.record.id,
         "pipeline": result.record.pipeline.value,
+        "condition": result.record.condition,
         "text_steps": [
             {
                 "step": item.step.name,
                 "attempt": item.step.attempt,
                 "prompt": item.step.prompt,
                 "answer": item.answer,
+                "model_asked": item.request.model,
                 "model": item.model,
                 "endpoint": item.endpoint,
                 "error": item.error,

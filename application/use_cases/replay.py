@@ -2,10 +2,10 @@
 
 A replay is a reproducibility check, not a new generation: every recorded text attempt
 is sent again with its recorded rendered prompt (never today's templates), item count,
-offered choices and sketches, and every picture with its recorded prompts, txt2img
-options and the seed it was rendered with. Each step is replayed on its own, so a model
-that now answers one step differently shows as that one step in the comparison, and
-nothing is written to the study's records.
+offered choices and sketches, to the text model of the record's condition, and every
+picture with its recorded prompts, txt2img options and the seed it was rendered with.
+Each step is replayed on its own, so a model that now answers one step differently shows
+as that one step in the comparison, and nothing is written to the study's records.
 """
 
 from __future__ import annotations
@@ -14,8 +14,15 @@ import asyncio
 from dataclasses import dataclass
 
 from application.ports import ImageGenerator, ImageRequest, TextGenerator, TextRequest
+from application.study import Condition, Study
 from domain.errors import InsPilotError
-from domain.generation import GenerationRecord, ImageStep, TextStep, sketches_in
+from domain.generation import (
+    DEFAULT_CONDITION,
+    GenerationRecord,
+    ImageStep,
+    TextStep,
+    sketches_in,
+)
 from domain.images import image_sha256
 
 
@@ -26,6 +33,7 @@ class NotReplayable(InsPilotError):
 @dataclass(frozen=True)
 class ReplayedText:
     step: TextStep  # as recorded
+    request: TextRequest
     answer: str | None
     model: str | None = None
     endpoint: str | None = None
@@ -75,9 +83,12 @@ class ReplayResult:
         return not self.changed
 
 
-def text_request(record: GenerationRecord, step: TextStep) -> TextRequest:
-    """The request a recorded text attempt sent. Its sketches are the record's sketch
-    inputs in order (the pipelines send all of them to a vision step, none elsewhere)."""
+def text_request(
+    record: GenerationRecord, step: TextStep, condition: Condition | None = None
+) -> TextRequest:
+    """The request a recorded text attempt sent, to the text model of the record's
+    `condition`. Its sketches are the record's sketch inputs in order (the pipelines send
+    all of them to a vision step, none elsewhere)."""
     if step.expected_count is None:
         raise NotReplayable(
             f"record {record.id}: step {step.name} keeps no item count "
@@ -97,7 +108,24 @@ def text_request(record: GenerationRecord, step: TextStep) -> TextRequest:
         expected_count=step.expected_count,
         images=images,
         options=step.choices,
+        model=condition.text_model if condition is not None else None,
+        endpoints=condition.text_endpoints if condition is not None else (),
     )
+
+
+def recorded_condition(record: GenerationRecord, study: Study | None) -> Condition | None:
+    """The configured condition the record ran in (its text model, its endpoints).
+
+    A record of the default condition replays on the configured models even when a study
+    now names its conditions otherwise; any other condition must still be in the study.
+    """
+    condition = study.get(record.condition) if study is not None else None
+    if condition is None and record.condition != DEFAULT_CONDITION:
+        raise NotReplayable(
+            f"record {record.id}: its condition '{record.condition}' is not in the "
+            "configured study (INSPILOT_STUDY_FILE)"
+        )
+    return condition
 
 
 def image_request(record: GenerationRecord, step: ImageStep) -> ImageRequest:
@@ -116,14 +144,18 @@ def image_request(record: GenerationRecord, step: ImageStep) -> ImageRequest:
 class ReplayGeneration:
     """Replays one record on the models given (the configured ones, for the CLI)."""
 
-    def __init__(self, text: TextGenerator, images: ImageGenerator) -> None:
+    def __init__(
+        self, text: TextGenerator, images: ImageGenerator, study: Study | None = None
+    ) -> None:
         self._text = text
         self._images = images
+        self._study = study
 
     async def execute(self, record: GenerationRecord) -> ReplayResult:
         # Every request is built before any is sent: a record that cannot be replayed
         # whole costs no model calls.
-        texts = [(step, text_request(record, step)) for step in record.text_steps]
+        condition = recorded_condition(record, self._study)
+        texts = [(step, text_request(record, step, condition)) for step in record.text_steps]
         images = [(step, image_request(record, step)) for step in record.image_steps]
         replayed_texts = await asyncio.gather(*(self._ask(s, r) for s, r in texts))
         replayed_images = await asyncio.gather(*(self._render(s, r) for s, r in images))
@@ -133,8 +165,8 @@ class ReplayGeneration:
         try:
             answer = await self._text.complete(request)
         except InsPilotError as exc:
-            return ReplayedText(step, None, error=exc.message)
-        return ReplayedText(step, answer.text, answer.model, answer.endpoint)
+            return ReplayedText(step, request, None, error=exc.message)
+        return ReplayedText(step, request, answer.text, answer.model, answer.endpoint)
 
     async def _render(self, step: ImageStep, request: ImageRequest) -> ReplayedImage:
         try:

@@ -14,6 +14,7 @@ from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from application.generation_run import ModelGateway
 from application.ports import ImageRequest, TextAnswer, TextGenerator, TextRequest
+from application.study import Condition, Study
 from application.use_cases.converge_expand import ConvergeExpand, ConvergeExpandCommand
 from application.use_cases.converge_select import (
     ConvergeSelect,
@@ -23,7 +24,7 @@ from application.use_cases.converge_select import (
 from application.use_cases.deep_divergence import DeepDivergenceCommand, GenerateDeepDivergence
 from application.use_cases.rapid_divergence import GenerateRapidDivergence, RapidDivergenceCommand
 from application.use_cases.replay import NotReplayable, ReplayGeneration
-from domain.generation import GenerationRecord
+from domain.generation import DEFAULT_CONDITION, GenerationRecord
 from tests.unit.fakes import TickingClock
 
 SKETCH = "data:image/png;base64," + base64.b64encode(render_png(40, 30, 5)).decode()
@@ -143,3 +144,30 @@ async def test_a_record_from_before_replay_is_refused_before_any_model_call(
     )
     with pytest.raises(NotReplayable, match="keeps no txt2img options"):
         await ReplayGeneration(text, DemoImageGenerator()).execute(no_options)
+
+
+async def test_text_steps_go_to_the_text_model_of_the_records_condition(
+    prompts: FilesystemPromptCatalog,
+) -> None:
+    record = replace(await _recorded(prompts, RUNS["rapid"]), condition="vivid")
+    study = Study(
+        "s",
+        (
+            Condition("baseline", prompts),
+            Condition("vivid", prompts, text_model="gpt-4o-mini", text_endpoints=("eu",)),
+        ),
+    )
+    text = SeenText()
+    result = await ReplayGeneration(text, DemoImageGenerator(), study).execute(record)
+    assert len(text.requests) == len(record.text_steps)
+    assert {(r.model, r.endpoints) for r in text.requests} == {("gpt-4o-mini", ("eu",))}
+    assert result.same  # the demo model answers by prompt, whatever model is named
+
+    gone = replace(record, condition="muted")
+    with pytest.raises(NotReplayable, match="condition 'muted' is not in the configured study"):
+        await ReplayGeneration(SeenText(), DemoImageGenerator(), study).execute(gone)
+    # A record of the default condition replays on the configured model.
+    default = replace(record, condition=DEFAULT_CONDITION)
+    text = SeenText()
+    await ReplayGeneration(text, DemoImageGenerator(), study).execute(default)
+    assert {(r.model, r.endpoints) for r in text.requests} == {(None, ())}
