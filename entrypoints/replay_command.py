@@ -20,8 +20,8 @@ from application.ports import Lifecycle
 from application.use_cases.replay import ReplayGeneration, ReplayResult
 from domain.errors import InsPilotError, NotFound
 from domain.generation import GenerationRecord
+from entrypoints.command_storage import CommandStorage, command_storage, opened_repository
 from entrypoints.settings import Settings
-from entrypoints.store_access import opened_store, running_embedded_server
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,23 +29,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the replay's files")
 
 
-async def _load(settings: Settings, generation_id: str) -> GenerationRecord:
-    async with opened_store(settings, running_embedded_server(settings)) as repository:
+async def _load(storage: CommandStorage, generation_id: str) -> GenerationRecord:
+    async with opened_repository(storage) as repository:
         record = await repository.get_generation(generation_id, with_images=True)
     if record is None:
-        where = settings.storage_backend
-        hint = " (memory storage keeps nothing between processes)" if where == "memory" else ""
-        raise NotFound(f"generation_id: no record '{generation_id}' in the {where} store{hint}")
+        raise NotFound(f"generation_id: no record '{generation_id}' in the {storage.describe()}")
     return record
 
 
-async def _replay(settings: Settings, generation_id: str) -> ReplayResult:
+async def _replay(storage: CommandStorage, generation_id: str) -> ReplayResult:
     from entrypoints.container import build_container
 
-    record = await _load(settings, generation_id)
+    record = await _load(storage, generation_id)
     # Only the models: the store is read above, and jobs or the prompt watcher have no
     # part in a replay.
-    container = build_container(settings)
+    container = build_container(storage.settings)
     models = [container.text_generator(), container.image_generator()]
     started: list[Any] = []
     try:
@@ -141,8 +139,11 @@ def _write(result: ReplayResult, out: Path) -> None:
 def replay(args: argparse.Namespace, settings: Settings, stream: TextIO | None = None) -> int:
     """0 when the replay ran and its files are written (the diff says what changed)."""
     stream = stream or sys.stderr
+    storage = command_storage(settings)
     try:
-        result = asyncio.run(_replay(settings, args.generation_id))
+        storage.require_data()
+        print(f"inspilot: data: {storage.describe()}", file=stream)
+        result = asyncio.run(_replay(storage, args.generation_id))
     except InsPilotError as exc:
         print(f"inspilot: replay failed: {exc.message}", file=stream)
         return 1
