@@ -50,6 +50,9 @@ class Attributor:
         self._clock = clock
         self._by_address = by_address
         self._window = timedelta(seconds=window_s)
+        # Saves looked at so far: a run that saw none arrive while it ran has nothing
+        # new to look for when it ends.
+        self.saves_seen = 0
 
     @property
     def by_address(self) -> bool:
@@ -91,6 +94,7 @@ class Attributor:
 
         A failure here is logged, never raised: the participant's save is already stored.
         """
+        self.saves_seen += 1
         now = self._clock.now()
         named = 0
         try:
