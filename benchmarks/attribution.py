@@ -142,7 +142,7 @@ async def lookups(uri: str, participants: int, rounds: int) -> None:
         await repository.close()
 
 
-def end_to_end(uri: str, rounds: int) -> None:
+def end_to_end(uri: str, rounds: int, pause_s: float) -> None:
     settings = Settings.load(
         {
             "INSPILOT_STORAGE_BACKEND": "mongodb",
@@ -158,13 +158,20 @@ def end_to_end(uri: str, rounds: int) -> None:
         for body in (named, unnamed):  # warm-up
             client.post(f"{url}/generate", json=body)
         times: dict[str, list[float]] = {"named": [], "attributed": []}
-        for _ in range(rounds):
-            for label, body in (("named", named), ("attributed", unnamed)):
+        pair = [("named", named), ("attributed", unnamed)]
+        for round_number in range(rounds):
+            # Alternate which goes first: the second of a pair meets the first's record
+            # being written in the background.
+            for label, body in pair if round_number % 2 else pair[::-1]:
+                time.sleep(pause_s)  # the previous record is written meanwhile
                 started = time.perf_counter()
                 reply = client.post(f"{url}/generate", json=body)
                 times[label].append((time.perf_counter() - started) * 1000)
                 assert reply.status_code == 200, reply.text
-    print("\n/generate type 1 on the demo models, served on loopback, interleaved:")
+    print(
+        f"\n/generate type 1 on the demo models, served on loopback, interleaved, "
+        f"{pause_s * 1000:.0f} ms apart:"
+    )
     for label, values in times.items():
         print("  " + line(label, values))
     added = statistics.median(times["attributed"]) - statistics.median(times["named"])
@@ -176,13 +183,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=100,
+        help="between /generate requests; 0 makes each lookup queue behind the previous "
+        "request's record write on the database",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="inspilot-attribution-") as data_dir:
         server = EmbeddedMongoProcess(data_dir)
         with server as uri:
             print(f"embedded SecantusDB at {uri} (child process {server.pid})\n")
             asyncio.run(lookups(uri, args.participants, args.rounds))
-            end_to_end(uri, max(args.rounds // 3, 30))
+            end_to_end(uri, max(args.rounds // 3, 30), args.pause_ms / 1000)
+            end_to_end(uri, max(args.rounds // 3, 30), 0.0)
 
 
 if __name__ == "__main__":
