@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from entrypoints.observability.logs import configure_logging, startup_error
@@ -51,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings.storage_backend,
         f" sd instances={len(settings.sd_instances)}" if settings.images_backend == "sd" else "",
     )
+    for line in study_lines(settings):
+        logger.info("%s", line)
     # granian over uvicorn[standard]: measured 1.8-2x the requests per second here
     # (benchmarks/http_load.py). One worker: the model pools are one per service.
     Granian(
@@ -68,6 +71,23 @@ def _serve(args: argparse.Namespace) -> int:
         log_access=False,
     ).serve()
     return 0
+
+
+def study_lines(settings: Settings) -> list[str]:
+    """What an operator checks at start: where the data is, and what researchers get."""
+    research = "on" if settings.research_token else "off (no INSPILOT_RESEARCH_TOKEN)"
+    roster = (
+        f"{len(settings.participants)} names" if settings.participants else "open (any username)"
+    )
+    # The study file arrives with participants and conditions; absent before that.
+    study_file = getattr(settings, "study_file", "")
+    lines = [
+        f"research API {research}; dashboard {research}; roster {roster}; "
+        f"study file {Path(study_file).resolve() if study_file else 'none'}"
+    ]
+    if settings.storage_backend == "embedded":
+        lines.insert(0, f"data directory {Path(settings.data_dir).resolve()}")
+    return lines
 
 
 def _command_settings() -> Settings | None:
