@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from entrypoints.observability.logs import configure_logging, startup_error
+from entrypoints.open_files import SLACK_REQUESTS, connection_cap, raise_open_file_limit
 from entrypoints.settings import PREFIX, Settings, SettingsError
 
 # granian's own loggers (its startup lines, worker management) hand their lines to the
@@ -24,7 +26,10 @@ GRANIAN_LOGGING: dict[str, Any] = {
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # First: importing granian raises the limit too, and the log should say from what.
+    before, after = raise_open_file_limit()
     from granian import Granian
+    from granian.http import HTTP1Settings
 
     from adapters.filesystem_prompts import FilesystemPromptCatalog, TemplateError
     from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
@@ -46,6 +51,12 @@ def _serve(args: argparse.Namespace) -> int:
         logger.error("prompt template error: %s", exc)
         return 2
     logger.info(
+        "open files: limit %s (raised from %s); requests open at once: at most %s",
+        after,
+        before,
+        connection_cap(settings.max_connections, after),
+    )
+    logger.info(
         "backends: text=%s images=%s storage=%s%s",
         settings.text_backend,
         settings.images_backend,
@@ -64,6 +75,13 @@ def _serve(args: argparse.Namespace) -> int:
         interface="asgi",
         loop="uvloop",
         workers=1,
+        # Connection bounds (docs/internet.md): granian reads headers within the header
+        # timeout (also the keep-alive idle timeout); the app's ConnectionGuard refuses
+        # requests past the cap, so granian admits a few more than the cap to let it.
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
+        backpressure=connection_cap(settings.max_connections, after) + SLACK_REQUESTS,
+        # Last resort only: the app ends its streams and bodies on SIGTERM by itself.
+        workers_kill_timeout=math.ceil(settings.shutdown_grace_s) + 5,
         log_level=settings.log_level.lower(),
         log_dictconfig=GRANIAN_LOGGING,
         # The app writes the access lines itself (INSPILOT_ACCESS_LOG), inside the
@@ -122,6 +140,13 @@ def _generate(args: argparse.Namespace) -> int:
         return 2
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from entrypoints.replay_command import replay
+
+    settings = _command_settings()
+    return 2 if settings is None else replay(args, settings)
+
+
 def _prompts(args: argparse.Namespace) -> int:
     from entrypoints.prompts_command import check
 
@@ -152,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     from entrypoints.prompts_command import add_arguments as add_prompts_arguments
 
     add_prompts_arguments(commands.add_parser("prompts", help="check a prompt set offline"))
+    from entrypoints.replay_command import add_arguments as add_replay_arguments
+
+    add_replay_arguments(
+        commands.add_parser("replay", help="run a recorded generation again and compare")
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -161,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return _generate(args)
     if args.command == "prompts":
         return _prompts(args)
+    if args.command == "replay":
+        return _replay(args)
     return 2
 
 
