@@ -78,10 +78,14 @@ class EmbeddedMongoProcess:
     use from a worker thread in async code.
     """
 
-    def __init__(self, data_dir: str, *, port: int = 0, cache_mb: int = 256) -> None:
+    def __init__(
+        self, data_dir: str, *, port: int = 0, cache_mb: int = 256, replica_set: str = ""
+    ) -> None:
         self._data_dir = Path(data_dir)
         self._port = port
         self._cache_mb = cache_mb
+        # A one-node replica set (change streams, an oplog) instead of a standalone server.
+        self._replica_set = replica_set
         self._process: subprocess.Popen[bytes] | None = None
         self._log_threads: list[threading.Thread] = []
 
@@ -121,6 +125,7 @@ class EmbeddedMongoProcess:
             "--data-dir", str(self._data_dir),
             "--port", str(self._port),
             "--cache-mb", str(self._cache_mb),
+            "--replica-set", self._replica_set,
         ]  # fmt: skip
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env

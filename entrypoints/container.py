@@ -55,6 +55,12 @@ class Container(containers.DeclarativeContainer):
         positive_spec=IMAGE_POSITIVE,
     )
 
+    store: providers.Provider[Any] = providers.Selector(
+        config.storage_backend,
+        memory=providers.Singleton(InMemoryExperimentRepository),
+        mongodb=providers.Singleton(adapter_builders.mongodb_repository, settings),
+        embedded=providers.Singleton(adapter_builders.embedded_repository, settings),
+    )
     text_generator: providers.Provider[Any] = providers.Selector(
         config.text_backend,
         demo=providers.Singleton(DemoTextGenerator, latency_s=config.demo_text_latency_s),
@@ -65,13 +71,7 @@ class Container(containers.DeclarativeContainer):
     image_generator: providers.Provider[Any] = providers.Selector(
         config.images_backend,
         demo=providers.Singleton(DemoImageGenerator, latency_s=config.demo_image_latency_s),
-        sd=providers.Singleton(adapter_builders.sd_image_generator, settings),
-    )
-    store: providers.Provider[Any] = providers.Selector(
-        config.storage_backend,
-        memory=providers.Singleton(InMemoryExperimentRepository),
-        mongodb=providers.Singleton(adapter_builders.mongodb_repository, settings),
-        embedded=providers.Singleton(adapter_builders.embedded_repository, settings),
+        sd=providers.Singleton(adapter_builders.sd_image_generator, settings, store),
     )
     # Every use case sees the store through the record writer: records are written in
     # the background, sessions straight through.

@@ -79,6 +79,11 @@ class MongoExperimentRepository(ExperimentRepository):
         self._blob_store: BlobStore | None = None
         self._session_store: SessionStore | None = None
 
+    @property
+    def uri(self) -> str:
+        """The server's address (the embedded server's is known once it started)."""
+        return self._uri
+
     def _client_options(self) -> dict[str, Any]:
         # Options spelled in the URI win: keyword arguments would silently override them.
         query = self._uri.partition("?")[2].lower()
