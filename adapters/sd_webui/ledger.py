@@ -303,7 +303,7 @@ class MongoSlotLedger(SlotPool):
         free = sum(max(doc["free"], 0) for doc in docs if doc["healthy"])
         if free <= 0:
             return False
-        progressed = False
+        served: list[str] = []
         for ticket in await self.docs.head(free):
             future = self._tickets.get(ticket)
             if future is None or future.done():
@@ -312,15 +312,16 @@ class MongoSlotLedger(SlotPool):
             if instance is None:
                 break  # another replica was quicker: read the ledger again
             self._tickets.pop(ticket, None)
-            progressed = True
+            served.append(ticket)
             if future.done():  # its job gave up meanwhile
                 instance.jobs -= 1
                 self.release(instance, 0.0)
             else:
                 future.set_result(instance)
-            # Had this failed, housekeeping drops the served ticket later.
-            await self.docs.dequeue(ticket)
-        return progressed
+        if served:
+            # Had this failed, housekeeping drops the served tickets later.
+            await self.docs.dequeue(*served)
+        return bool(served)
 
     async def _watch_loop(self) -> None:
         while True:

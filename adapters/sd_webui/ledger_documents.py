@@ -3,8 +3,8 @@
 - `sd_instances`: one document per instance: `slots`, `free`, the `leases` held
   (`id`, holder replica, job, expiry `until`), and the shared health (`healthy`,
   `cooldown_until`, `consecutive_failures`, `last_error`, `render_s`, `probe_until`).
-- `sd_queue`: one ticket per waiting job: `prio` (0 for retries, 1 for new jobs), a
-  global `seq` from `sd_counters`, the `replica` waiting for it.
+- `sd_queue`: one ticket per waiting job: `prio` (0 for retries, 1 for new jobs), `seq`
+  (when it arrived; its id breaks ties), the `replica` waiting for it.
 - `sd_replicas`: a heartbeat (`alive_until`) per replica.
 
 Times are wall-clock seconds (`time.time()`): replicas on several hosts compare them,
@@ -20,6 +20,7 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import OperationFailure
 
 _NO_CHANGE_STREAMS = 40573
+_QUEUE_ORDER = [("prio", 1), ("seq", 1), ("_id", 1)]
 
 Doc = dict[str, Any]
 
@@ -30,17 +31,12 @@ class LedgerDocuments:
     def __init__(self, client: AsyncMongoClient[Doc], database: str, replica: str) -> None:
         db = client[database]
         self.instances, self.queue = db["sd_instances"], db["sd_queue"]
-        self.replicas, self.counters = db["sd_replicas"], db["sd_counters"]
+        self.replicas = db["sd_replicas"]
         self.replica = replica
 
     async def prepare(self, slots_by_url: dict[str, int]) -> None:
         """Indexes, the queue's counter and one document per instance (kept if present)."""
-        await self.queue.create_index([("prio", 1), ("seq", 1)])
-        # Created here, not by an upsert per ticket: concurrent upserts of one new
-        # document may both insert, and one then fails.
-        await self.counters.update_one(
-            {"_id": "sd_queue"}, {"$setOnInsert": {"seq": 0}}, upsert=True
-        )
+        await self.queue.create_index(_QUEUE_ORDER)
         for url, slots in slots_by_url.items():
             fresh = {
                 "slots": slots,
@@ -157,24 +153,24 @@ class LedgerDocuments:
         return await self.queue.count_documents({})
 
     async def enqueue(self, ticket: str, retry: bool) -> None:
-        counter = await self.counters.find_one_and_update(
-            {"_id": "sd_queue"}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER
-        )
+        # Arrival time orders the queue: one write per waiting job, not two (a counter);
+        # replicas on one host share the clock, on several hosts NTP keeps them within
+        # milliseconds, closer than two participants' clicks can be told apart anyway.
         ticket_doc = {
             "_id": ticket,
             "prio": 0 if retry else 1,
-            "seq": counter["seq"],
+            "seq": time.time(),
             "replica": self.replica,
             "at": time.time(),
         }
         await self.queue.insert_one(ticket_doc)
 
     async def head(self, count: int) -> list[str]:
-        tickets = self.queue.find({}, {"_id": 1}).sort([("prio", 1), ("seq", 1)]).limit(count)
+        tickets = self.queue.find({}, {"_id": 1}).sort(_QUEUE_ORDER).limit(count)
         return [str(ticket["_id"]) async for ticket in tickets]
 
-    async def dequeue(self, ticket: str) -> None:
-        await self.queue.delete_one({"_id": ticket})
+    async def dequeue(self, *tickets: str) -> None:
+        await self.queue.delete_many({"_id": {"$in": list(tickets)}})
 
     async def drop_served(self, waiting: list[str]) -> None:
         """This replica's tickets no job waits on any more (a failed dequeue)."""
