@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +26,15 @@ from application.ports import (
 from application.steps import StepSpec
 from domain.errors import InsPilotError, ModelAnswerInvalid
 from domain.experiment import OPEN_ROSTER, Roster, new_id
-from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
+from domain.generation import (
+    GenerationRecord,
+    ImageStep,
+    Outcome,
+    Pipeline,
+    Source,
+    TextStep,
+    cancellation_outcome,
+)
 from domain.listparse import ListMismatch, parse_list
 from domain.progress import ImageProgress, ProgressEvent, StepProgress, StepStatus
 
@@ -38,6 +47,13 @@ ProgressSink = Callable[[ProgressEvent], None]
 
 def _unwatched(event: ProgressEvent) -> None:
     """The sink of a run nobody watches."""
+
+
+run_source: ContextVar[Source] = ContextVar("inspilot_run_source", default=Source.LEGACY)
+"""Which edge asked for the runs started in this context (a job's task sets its own)."""
+planned_generation_id: ContextVar[str | None] = ContextVar("inspilot_generation_id", default=None)
+"""The id the next run in this context takes, so a job can name its record before it
+starts; set in a job's own task, where exactly one run happens."""
 
 
 class ModelGateway:
@@ -117,8 +133,9 @@ class GenerationRun:
         self._text_steps: list[TextStep] = []
         self._image_steps: list[ImageStep] = []
         self._started_at = gateway.clock.now()
-        self.id = new_id()
+        self.id = planned_generation_id.get() or new_id()
         self._request_id = gateway.request_id()
+        self._source = run_source.get()
         self.result: Any = None
         self._progress = progress or _unwatched
         self._images_expected = images
@@ -135,12 +152,10 @@ class GenerationRun:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if exc is None:
-            await self._save(Outcome.SUCCEEDED, None)
-        else:
-            await self._save(Outcome.FAILED, exc)
+        await self._save(exc)
 
-    async def _save(self, outcome: Outcome, exc: BaseException | None) -> None:
+    async def _save(self, exc: BaseException | None) -> None:
+        outcome, error = _ending(exc)
         record = GenerationRecord(
             pipeline=self._pipeline,
             inputs=self._inputs,
@@ -150,11 +165,12 @@ class GenerationRun:
             text_steps=tuple(self._text_steps),
             image_steps=tuple(self._image_steps),
             result=self.result,
-            error=None if exc is None else _describe(exc),
+            error=error,
             error_type=None if exc is None else type(exc).__name__,
             username=self._username,
             id=self.id,
             request_id=self._request_id,
+            source=self._source,
         )
         self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)
@@ -277,12 +293,17 @@ class GenerationRun:
         return step
 
 
+def _ending(exc: BaseException | None) -> tuple[Outcome, str | None]:
+    """The record's outcome and error for how the run ended."""
+    if exc is None:
+        return Outcome.SUCCEEDED, None
+    if isinstance(exc, asyncio.CancelledError):
+        # A job cancelled on purpose says so in its message; a vanished client does not.
+        return cancellation_outcome(str(exc.args[0]) if exc.args else None)
+    return Outcome.FAILED, _describe(exc)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, InsPilotError):
         return exc.message
-    if isinstance(exc, asyncio.CancelledError):
-        # A job cancelled on purpose says so in its message; a vanished client does not.
-        if exc.args and str(exc.args[0]).startswith("cancelled:"):
-            return str(exc.args[0])
-        return "cancelled: the request was abandoned before it finished"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

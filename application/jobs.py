@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from application.generation_run import ProgressSink
+from application.generation_run import ProgressSink, planned_generation_id, run_source
 from application.ports import Clock
 from domain.errors import InsPilotError, NotFound, TooManyJobs
 from domain.experiment import new_id
-from domain.generation import Pipeline
+from domain.generation import CANCELLED_PREFIX, Pipeline, Source
 from domain.progress import JobEnded, JobEvent, JobStatus, ProgressEvent
 
 logger = logging.getLogger("inspilot.jobs")
@@ -25,14 +25,24 @@ logger = logging.getLogger("inspilot.jobs")
 Work = Callable[[ProgressSink], Awaitable[Any]]
 """A pipeline run, given the sink its progress goes to; returns the use case's result."""
 
-CANCELLED_BY_CLIENT = "cancelled: the job was cancelled by its client"
+CANCELLED_BY_CLIENT = f"{CANCELLED_PREFIX} the job was cancelled by its client"
+SHUT_DOWN = f"{CANCELLED_PREFIX} the service shut down"
 
 
 class Job:
     """One run and everything it reported; `result` is the use case's result once done."""
 
-    def __init__(self, pipeline: Pipeline, username: str | None, created_at: datetime) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        username: str | None,
+        created_at: datetime,
+        source: Source = Source.JOB,
+    ) -> None:
         self.id = new_id()
+        # The id of the generation record the job's run writes, known before it starts.
+        self.generation_id = new_id()
+        self.source = source
         self.pipeline = pipeline
         self.username = username
         self.created_at = created_at
@@ -83,7 +93,9 @@ class JobService:
         self._per_user = per_user
         self._jobs: dict[str, Job] = {}
 
-    def submit(self, pipeline: Pipeline, username: str | None, work: Work) -> Job:
+    def submit(
+        self, pipeline: Pipeline, username: str | None, work: Work, source: Source = Source.JOB
+    ) -> Job:
         self._forget_expired()
         running = sum(
             1 for job in self._jobs.values() if job.username == username and not job.status.finished
@@ -93,12 +105,15 @@ class JobService:
                 f"username: at most {self._per_user} running jobs per user; "
                 "wait for one to end or cancel one"
             )
-        job = Job(pipeline, username, self._clock.now())
+        job = Job(pipeline, username, self._clock.now(), source)
         self._jobs[job.id] = job
         job._task = asyncio.create_task(self._run(job, work), name=f"job-{job.id}")
         return job
 
     async def _run(self, job: Job, work: Work) -> None:
+        # The job's own task has its own context: its one run takes these.
+        run_source.set(job.source)
+        planned_generation_id.set(job.generation_id)
         job.status = JobStatus.RUNNING
         try:
             result = await work(job.report)
@@ -152,4 +167,4 @@ class JobService:
         """At shutdown running jobs are cancelled, so their runs are recorded as such."""
         running = [job for job in self._jobs.values() if not job.status.finished]
         for job in running:
-            await self._stop(job, "cancelled: the service shut down")
+            await self._stop(job, SHUT_DOWN)

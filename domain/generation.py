@@ -18,8 +18,50 @@ class Pipeline(StrEnum):
 
 
 class Outcome(StrEnum):
+    """How a run ended, the one vocabulary of records, CSVs, the dashboard and metrics."""
+
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    FAILED = "failed"  # a model or our own code failed
+    CANCELLED = "cancelled"  # stopped on purpose: a client's cancel, or the service stopping
+    ABANDONED = "abandoned"  # the client went away before the answer was ready
+
+    @classmethod
+    def stored(cls, value: str, error_type: str | None, error: str | None) -> Outcome:
+        """The outcome of a stored record; records written before cancelled and abandoned
+        existed say `failed` with a CancelledError, and their message tells which it was."""
+        outcome = cls(value)
+        if outcome is cls.FAILED and error_type == "CancelledError":
+            return cls.CANCELLED if _cancelled_on_purpose(error) else cls.ABANDONED
+        return outcome
+
+
+CANCELLED_PREFIX = "cancelled:"
+"""How the message of a run stopped on purpose begins (a job's DELETE, a shutdown)."""
+ABANDONED_MESSAGE = "abandoned: the client left before the answer was ready"
+_OLD_ABANDONED_MESSAGE = "cancelled: the request was abandoned before it finished"
+
+
+def _cancelled_on_purpose(message: str | None) -> bool:
+    return (
+        message is not None
+        and message.startswith(CANCELLED_PREFIX)
+        and message != _OLD_ABANDONED_MESSAGE
+    )
+
+
+def cancellation_outcome(message: str | None) -> tuple[Outcome, str]:
+    """A cancelled run's outcome and error: its message says whether it was meant."""
+    if _cancelled_on_purpose(message):
+        return Outcome.CANCELLED, str(message)
+    return Outcome.ABANDONED, ABANDONED_MESSAGE
+
+
+class Source(StrEnum):
+    """Which edge asked for a run."""
+
+    LEGACY = "legacy"  # the front end's POST /generate
+    JOB = "job"  # the jobs API
+    CLI = "cli"  # inspilot generate
 
 
 @dataclass(frozen=True)
@@ -79,8 +121,11 @@ class GenerationRecord:
     error_type: str | None = None
     username: str | None = None
     id: str = field(default_factory=new_id)
-    # The HTTP request that asked for it (X-Request-ID), to find its log lines.
+    # The HTTP request that asked for it (X-Request-ID), to find its log lines; the CLI
+    # makes one of its own.
     request_id: str | None = None
+    # Which edge asked; None only on records written before sources were recorded.
+    source: Source | None = None
 
     @property
     def duration_s(self) -> float:

@@ -21,8 +21,11 @@ import msgspec
 from application.jobs import Job
 from domain.creatives import images_of
 from domain.errors import InsPilotError
+from domain.experiment import new_id
+from domain.generation import Source
 from domain.images import sniff_image_type
 from domain.progress import ImageProgress, JobEnded, JobStatus, StepProgress, StepStatus
+from entrypoints.observability.logs import request_id_var
 from entrypoints.pipelines.base import Limits, PipelineEntry
 from entrypoints.pipelines.registry import PIPELINES, by_name
 from entrypoints.settings import Settings
@@ -66,10 +69,25 @@ def add_pipelines(parser: argparse.ArgumentParser) -> None:
                 command.add_argument(option, action="append", default=[], help="repeatable")
             elif _is_sketch(info.type):
                 command.add_argument(option, default=None, help="sketch image file (PNG or JPEG)")
+            elif _takes_int(info.type):
+                command.add_argument(option, required=required, type=_number_or_text)
             else:
                 command.add_argument(option, required=required)
         command.add_argument("--username", default=None, help="recorded with the generation")
         command.add_argument("--out", required=True, type=Path, help="folder for the result")
+
+
+def _takes_int(annotation: Any) -> bool:
+    return annotation is int or int in get_args(annotation)
+
+
+def _number_or_text(value: str) -> int | str:
+    """A whole number as a number, as a JSON client sends it (`--scheme-id 0` is 0, not
+    "0"); anything else stays text for the pipeline's own rule to judge."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def _data_uri(path: str, option: str) -> str:
@@ -175,10 +193,15 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
     command = entry.build(inputs, Limits.of(settings), FieldPath(""), args.username)
     container = build_container(settings)
     container.prompts()
+    # The run's record carries a request id like any other, to find its log lines.
+    request_id_var.set(f"cli-{new_id()}")
     async with running(container):
         use_case = container.pipelines()[entry.pipeline.value]
         job = container.jobs().submit(
-            entry.pipeline, args.username, lambda progress: use_case.execute(command, progress)
+            entry.pipeline,
+            args.username,
+            lambda progress: use_case.execute(command, progress),
+            source=Source.CLI,
         )
         progress = Progress(stream)
         async for event in job.follow():

@@ -51,6 +51,10 @@ async def running(container: Container) -> AsyncIterator[None]:
     finally:
         for part in reversed(started):
             if isinstance(part, Lifecycle):
-                await part.close()
+                try:
+                    await part.close()
+                except Exception:
+                    # One adapter failing to close must not leave the others open.
+                    logger.exception("closing %s failed", type(part).__name__)
         # Closed clients must not be reused: a restarted lifespan builds new ones.
         container.reset_singletons()

@@ -192,7 +192,7 @@ class Settings:
         "Constrain choice steps to the offered names with JSON-schema structured output "
         "(needs a model and endpoint that support it).",
     )
-    # Issue 10: several text endpoints (api_key_env names are resolved in load()).
+    # Several text endpoints (api_key_env names are resolved in load()).
     text_endpoints: tuple[TextEndpointEntry, ...] = _setting(
         "",
         parse_text_endpoints,
@@ -274,7 +274,7 @@ class Settings:
     access_log: bool = _setting(
         "false", _flag, "Log one line per HTTP request, with its request id (inspilot.access)."
     )
-    # -- operations and the study (issue 8) --
+    # -- operations and the study --
     log_format: str = _setting(
         "text",
         _choice("text", "json"),

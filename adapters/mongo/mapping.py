@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.experiment import SCHEME_STAGES, Experiment, Scheme, Stage
-from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, TextStep
+from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, Source, TextStep
 from domain.images import image_sha256
 
 IMAGE_KEY = "canvasImage"
@@ -206,6 +206,7 @@ def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
         "error": record.error,
         "error_type": record.error_type,
         "request_id": record.request_id,
+        "source": None if record.source is None else record.source.value,
         # Research logs: a value JSON cannot express is kept as text rather than losing the record.
         "inputs": plan.ref(dump_json(record.inputs, lenient=True), "generation-json"),
         "result": plan.ref(dump_json(record.result, lenient=True), "generation-json"),
@@ -251,12 +252,15 @@ def decode_generation(document: Mapping[str, Any], files: Mapping[str, bytes]) -
         id=document["_id"],
         username=document.get("username"),
         pipeline=Pipeline(document["pipeline"]),
-        outcome=Outcome(document["outcome"]),
+        outcome=Outcome.stored(
+            document["outcome"], document.get("error_type"), document.get("error")
+        ),
         started_at=document["started_at"],
         finished_at=document["finished_at"],
         error=document.get("error"),
         error_type=document.get("error_type"),
         request_id=document.get("request_id"),
+        source=Source(document["source"]) if document.get("source") else None,
         inputs=load_json(resolve(document["inputs"], files)),
         result=load_json(resolve(document["result"], files)),
         text_steps=text_steps,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 
@@ -72,9 +72,6 @@ class PoolStats:
     queue_length: int
     outage: bool
     instances: tuple[InstanceStats, ...]
-
-    def as_dicts(self) -> list[dict[str, object]]:
-        return [asdict(item) for item in self.instances]
 
 
 @dataclass(eq=False)

@@ -47,7 +47,6 @@ class Settler:
         self._timeout_s = timeout_s
         self.on_stuck = on_stuck
         self._tasks: set[asyncio.Task[None]] = set()
-        self.interrupts = 0
 
     def settle(self, instance: Instance, request: asyncio.Future[Any], began: float) -> bool:
         """Take over the slot of an abandoned render; True: the caller must not release it."""
@@ -61,7 +60,6 @@ class Settler:
     async def _settle(self, instance: Instance, request: asyncio.Future[Any], began: float) -> None:
         try:
             if instance.slots == 1:
-                self.interrupts += 1
                 try:
                     await self._interrupt(instance)
                 except Exception as exc:

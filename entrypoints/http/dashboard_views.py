@@ -81,17 +81,52 @@ def sketches_by_stage(experiment: Experiment) -> list[dict[str, Any]]:
     ]
 
 
+_SKETCH_KEYS = ("design_image", "designImage")
+
+
+def readable_inputs(inputs: Any, field: str = "") -> list[dict[str, Any]]:
+    """A record's inputs as one row per field, text as written (Chinese stays Chinese),
+    sketches as pictures instead of a data URI thousands of characters wide."""
+    if isinstance(inputs, dict):
+        return [
+            row
+            for key, value in inputs.items()
+            for row in (
+                [_sketch_row(f"{field}{key}", value)]
+                if key in _SKETCH_KEYS
+                else readable_inputs(value, f"{field}{key}.")
+            )
+        ]
+    name = field.rstrip(".")
+    if isinstance(inputs, list) and any(isinstance(item, dict) for item in inputs):
+        return [
+            row
+            for index, item in enumerate(inputs)
+            for row in readable_inputs(item, f"{name}[{index}].")
+        ]
+    if isinstance(inputs, list):
+        return [{"field": name, "texts": [str(item) for item in inputs]}]
+    return [{"field": name, "texts": ["–" if inputs is None else str(inputs)]}]
+
+
+def _sketch_row(field: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str) and value.startswith(_IMAGE_DATA_PREFIXES):
+        return {"field": field, "sketch": value}
+    return {"field": field, "texts": ["–" if value is None else "(a sketch the page cannot show)"]}
+
+
 def generation_view(record: GenerationRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "pipeline": record.pipeline.value,
         "username": record.username,
         "request_id": record.request_id,
+        "source": None if record.source is None else record.source.value,
         "outcome": record.outcome.value,
         "error": record.error,
         "started": when(record.started_at),
         "duration": f"{record.duration_s:.2f}",
-        "inputs": {key: value for key, value in record.inputs.items() if key != "designImage"},
+        "inputs": readable_inputs(record.inputs),
         "text_steps": [
             {
                 "name": step.name,

@@ -79,7 +79,8 @@ def _status_and_code(exc: InsPilotError) -> tuple[int, int]:
     for kind, status, code in _ERROR_STATUS:
         if isinstance(exc, kind):
             return status, code
-    return 400, CODE_INVALID
+    # An error this table does not name is ours to fix, not the client's.
+    return 500, CODE_INTERNAL
 
 
 def error_code_and_message(exc: BaseException) -> tuple[int, str]:

@@ -59,6 +59,7 @@ JobRequest: Any = reduce(or_, _BODIES)
 
 class JobLinks(msgspec.Struct, rename="camel"):
     id: str
+    generation_id: str
     status: str
     events_url: str
     result_url: str
@@ -73,6 +74,7 @@ class JobOut(msgspec.Struct, rename="camel"):
     """A job; `result` (once done) is the legacy `data` of its pipeline with picture URLs."""
 
     id: str
+    generation_id: str  # the record's id: `/api/v1/generations/{generationId}`
     pipeline: str
     status: str
     username: str | None
@@ -108,6 +110,7 @@ def present_job(job: Job) -> JobOut:
         error = JobError(*error_code_and_message(job.error))
     return JobOut(
         id=job.id,
+        generation_id=job.generation_id,
         pipeline=job.pipeline.value,
         status=job.status.value,
         username=job.username,
@@ -131,12 +134,13 @@ def event_message(job: Job, event: JobEvent) -> tuple[str, dict[str, Any]]:
         }
     if isinstance(event, ImageProgress):
         return "image", {"done": event.done, "total": event.total}
+    ending = {"generationId": job.generation_id}
     if event.status is JobStatus.DONE:
-        return "done", {"resultUrl": _urls(job)[1]}
+        return "done", {"resultUrl": _urls(job)[1], **ending}
     if event.status is JobStatus.FAILED and event.error is not None:
         code, message = error_code_and_message(event.error)
-        return "failed", {"code": code, "message": message}
-    return "cancelled", {}
+        return "failed", {"code": code, "message": message, **ending}
+    return "cancelled", ending
 
 
 async def _stream(job: Job) -> AsyncIterator[ServerSentEventMessage]:
@@ -177,7 +181,7 @@ class JobsController(Controller):
             entry.pipeline, username, lambda progress: use_case.execute(command, progress)
         )
         events_url, result_url = _urls(job)
-        links = JobLinks(job.id, job.status.value, events_url, result_url)
+        links = JobLinks(job.id, job.generation_id, job.status.value, events_url, result_url)
         return envelope(links, status_code=202)
 
     @get(

@@ -58,8 +58,8 @@ def ping_post() -> str:
 class LegacyController(Controller):
     """Handlers decode, call one use case and wrap the result; errors are mapped in one place.
 
-    Request-level concerns (a roster check of the username, request ids) belong in
-    middleware or a guard on this controller, not in the handlers.
+    The roster is checked by the use cases (a username outside it is refused before
+    anything is stored or run); request ids come from the request middleware.
     """
 
     tags: ClassVar[list[str]] = ["legacy"]

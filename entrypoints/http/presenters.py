@@ -119,6 +119,7 @@ def present_record(record: GenerationRecord) -> dict[str, Any]:
         "pipeline": record.pipeline.value,
         "username": record.username,
         "requestId": record.request_id,
+        "source": None if record.source is None else record.source.value,
         "outcome": record.outcome.value,
         "error": record.error,
         "errorType": record.error_type,

@@ -37,12 +37,6 @@ def text_step_outcome(step: TextStep) -> str:
     return "unusable" if step.raw_answer is not None else "failed"
 
 
-def generation_outcome(record: GenerationRecord) -> str:
-    if record.error_type == "CancelledError":
-        return "abandoned"
-    return record.outcome.value
-
-
 class ServiceMetrics(GenerationObserver):
     """One registry per app, so several apps (tests) never share counters."""
 
@@ -62,7 +56,8 @@ class ServiceMetrics(GenerationObserver):
         )
         self.generations = Counter(
             "inspilot_generations",
-            "Pipeline runs finished, by pipeline and outcome (succeeded, failed, abandoned).",
+            "Pipeline runs finished, by pipeline and outcome "
+            "(succeeded, failed, cancelled, abandoned).",
             ["pipeline", "outcome"],
             registry=self.registry,
         )
@@ -101,7 +96,7 @@ class ServiceMetrics(GenerationObserver):
     def run_finished(self, record: GenerationRecord) -> None:
         self.in_flight.dec()
         pipeline = record.pipeline.value
-        self.generations.labels(pipeline, generation_outcome(record)).inc()
+        self.generations.labels(pipeline, record.outcome.value).inc()
         self.generation_seconds.labels(pipeline).observe(max(record.duration_s, 0.0))
         for step in record.text_steps:
             self.text_steps.labels(text_step_outcome(step)).inc()

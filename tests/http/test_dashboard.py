@@ -136,3 +136,23 @@ def test_a_generation_shows_on_the_participants_page_and_in_the_list(
     for step in record.text_steps:
         assert step.template_version is not None and step.template_version in page
     assert 'href="/api/v1/export?username=p02"' in page
+
+
+def test_a_generations_inputs_are_readable(
+    dashboard: tuple[TestClient[Any], Container],
+) -> None:
+    client, _ = dashboard
+    client.post("/paint/start", json={"username": "p03"})
+    prompts = {
+        "designTask": "为独居老人设计",
+        "designTexts": ["可以折叠", "带灯"],
+        "designImage": SKETCH,
+        "schemeId": 5,
+    }
+    body = {"appid": 0, "type": 1, "username": "p03", "prompts": prompts}
+    assert client.post("/generate", json=body).status_code == 200
+    _log_in(client)
+    page = client.get("/dashboard/participants/p03").text
+    assert "为独居老人设计" in page and "可以折叠" in page and "\\u4e3a" not in page
+    # The sketch is a thumbnail, never a data URI printed as text.
+    assert page.count(SKETCH) == 1 and f'class="sketch-thumb" src="{SKETCH}"' in page

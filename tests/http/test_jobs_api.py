@@ -82,14 +82,17 @@ async def test_a_job_from_post_through_its_events_to_its_result(
     created = _data(
         client.post(JOBS, json={"pipeline": pipeline, "inputs": inputs, "username": "j1"}), 202
     )
-    assert set(created) == {"id", "status", "eventsUrl", "resultUrl"}
+    assert set(created) == {"id", "generationId", "status", "eventsUrl", "resultUrl"}
     assert created["status"] in {"queued", "running"}
     assert created["eventsUrl"] == f"{JOBS}/{created['id']}/events"
 
     events = _events(client.get(created["eventsUrl"]).text)
     names = [name for name, _ in events]
     assert names[-1] == "done" and names.count("done") == 1
-    assert events[-1][1] == {"resultUrl": created["resultUrl"]}
+    assert events[-1][1] == {
+        "resultUrl": created["resultUrl"],
+        "generationId": created["generationId"],
+    }
     steps = [data for name, data in events if name == "step"]
     assert {step["status"] for step in steps} == {"started", "finished"}
     for step in steps:
@@ -103,6 +106,7 @@ async def test_a_job_from_post_through_its_events_to_its_result(
 
     job = _data(client.get(created["resultUrl"]))
     assert job["status"] == "done" and job["pipeline"] == pipeline and job["error"] is None
+    assert job["generationId"] == created["generationId"]
     text = json.dumps(job["result"])
     assert "base64" not in text and "iVBOR" not in text  # never inline pictures
     urls = [
@@ -121,7 +125,9 @@ async def test_a_job_from_post_through_its_events_to_its_result(
 
     (record,) = await container.repository().list_generations()
     assert record.pipeline.value == pipeline and record.username == "j1"
-    assert record.outcome.value == "succeeded"
+    assert record.outcome.value == "succeeded" and record.source.value == "job"
+    # The job names its record: the id opens it in the research API.
+    assert record.id == created["generationId"]
 
 
 def test_a_late_subscriber_gets_every_event_from_the_start(client: TestClient[Any]) -> None:
@@ -146,10 +152,11 @@ async def test_cancelling_midway_frees_the_slots_at_once(
     assert cancelled["status"] == "cancelled" and cancelled["result"] is None
     assert slow_images.in_flight == 0  # freed before DELETE answered
     events = _events(client.get(created["eventsUrl"]).text)
-    assert [name for name, _ in events][-1] == "cancelled"
+    assert events[-1] == ("cancelled", {"generationId": created["generationId"]})
     assert [name for name, _ in events].count("cancelled") == 1
     (record,) = await container.repository().list_generations()
-    assert record.outcome.value == "failed"
+    assert record.id == created["generationId"] and record.source.value == "job"
+    assert record.outcome.value == "cancelled"
     assert record.error == "cancelled: the job was cancelled by its client"
 
 
@@ -184,7 +191,10 @@ def test_a_failed_job_reports_code_and_message(container: Container) -> None:
         )
         events = _events(client.get(created["eventsUrl"]).text)
         job = _data(client.get(created["resultUrl"]))
-    assert events[-1] == ("failed", {"code": 2, "message": str(failure)})
+    assert events[-1] == (
+        "failed",
+        {"code": 2, "message": str(failure), "generationId": created["generationId"]},
+    )
     assert job["status"] == "failed" and job["error"] == {"code": 2, "message": str(failure)}
 
 

@@ -12,7 +12,13 @@ from dependency_injector import providers
 from litestar.testing import TestClient
 
 from adapters.filesystem_prompts import TemplateError
-from domain.errors import ContentRejected, ModelAnswerInvalid, ModelTimeout, ModelUnavailable
+from domain.errors import (
+    ContentRejected,
+    InsPilotError,
+    ModelAnswerInvalid,
+    ModelTimeout,
+    ModelUnavailable,
+)
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import REPO_ROOT
@@ -244,3 +250,21 @@ def test_app_refuses_to_start_on_a_broken_template(tmp_path: Path) -> None:
     settings = memory_settings(INSPILOT_PROMPTS_DIR=str(prompts))
     with pytest.raises(TemplateError, match=r"places\.txt: unknown placeholder \$schem"):
         create_app(build_container(settings))
+
+
+class _UnmappedError(InsPilotError):
+    """An error kind the HTTP layer's table does not know (a new one, forgotten there)."""
+
+
+def test_an_error_the_table_does_not_name_is_ours_not_the_clients(container: Container) -> None:
+    failure = _UnmappedError("image model: something nobody mapped")
+    container.image_generator.override(providers.Object(FakeImageGenerator(fail_with=failure)))
+    with TestClient(create_app(container)) as client:
+        response = client.post("/generate", json=_generate(0, {"task": "t", "num": 1}))
+    assert response.status_code == 500
+    assert response.json() == {
+        "success": False,
+        "data": None,
+        "code": 3,
+        "message": "image model: something nobody mapped",
+    }

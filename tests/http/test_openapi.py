@@ -79,6 +79,6 @@ def test_the_document_describes_the_jobs_api(client: TestClient[Any]) -> None:
     assert set(select["required"]) == {"design_task", "select_num", "schemes"}
     created = _resolve(doc, _reply(doc, "/api/v1/jobs", "202"))
     links = _resolve(doc, created["properties"]["data"])
-    assert set(links["required"]) == {"id", "status", "eventsUrl", "resultUrl"}
+    assert set(links["required"]) == {"id", "generationId", "status", "eventsUrl", "resultUrl"}
     image = doc["paths"]["/api/v1/jobs/{job_id}/images/{step_id}"]["get"]
     assert "image/png" in image["responses"]["200"]["content"]

@@ -115,7 +115,8 @@ def test_a_client_that_leaves_is_recorded_as_abandoned_under_granian(tmp_path: P
             assert time.monotonic() < deadline, "the abandoned run was not recorded"
             time.sleep(0.1)
         (record,) = records
-        assert record["outcome"] == "failed" and "abandoned" in str(record["error"])
+        assert record["outcome"] == "abandoned" and "abandoned" in str(record["error"])
+        assert record["source"] == "legacy" and record["requestId"]
 
 
 def test_a_killed_server_main_process_leaves_nothing_running(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from domain.generation import ABANDONED_MESSAGE
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
@@ -60,4 +61,5 @@ def test_a_client_that_leaves_frees_its_slots_and_the_run_is_recorded(
         assert time.monotonic() < deadline, "the abandoned run was not recorded"
         time.sleep(0.02)
     (record,) = records
-    assert record.outcome.value == "failed" and "abandoned" in (record.error or "")
+    assert record.outcome.value == "abandoned" and record.error == ABANDONED_MESSAGE
+    assert record.source is not None and record.source.value == "legacy"

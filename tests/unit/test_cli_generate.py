@@ -73,7 +73,7 @@ def test_sketches_come_from_files(tmp_path: Path) -> None:
     )
     assert code == 0
     result = json.loads((out / "result.json").read_text(encoding="utf-8"))
-    assert result["schemeId"] == "7" and len(_pictures(result)) == 3
+    assert result["schemeId"] == 7 and len(_pictures(result)) == 3
 
     scheme = json.dumps({"design_texts": ["保温"], "design_image": str(sketch)})
     code = main(
