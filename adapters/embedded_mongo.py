@@ -224,7 +224,7 @@ class EmbeddedMongoProcess:
         self._log_threads.clear()
 
     def kill(self) -> None:
-        """Kill the child without stopping it cleanly (tests of the restart path)."""
+        """Kill the child without stopping it cleanly: a wedged server, or a test of restarts."""
         if self._process is not None:
             self._process.kill()
             self._process.wait()
@@ -244,9 +244,10 @@ class EmbeddedMongoProcess:
 class EmbeddedMongoExperimentRepository(MongoExperimentRepository):
     """The production Mongo adapter on an embedded server it owns: the zero-setup default.
 
-    The server is a supervised child process: if it dies, it is started again on the
-    same port with a growing backoff, while storage calls answer StorageError (503,
-    code 3). What it acknowledged is in its journal and comes back with it.
+    The server is a supervised child process: if it dies, or lives but fails a small
+    write-and-read check for `unanswered_s`, it is (killed and) started again on the same
+    port with a growing backoff, while storage calls answer StorageError (503, code 3).
+    What it acknowledged is in its journal and comes back with it.
     """
 
     def __init__(
@@ -257,10 +258,16 @@ class EmbeddedMongoExperimentRepository(MongoExperimentRepository):
         *,
         cache_mb: int = 256,
         restart_backoff_s: tuple[float, float] = (0.5, 30.0),
+        unanswered_s: float = 10.0,
+        watch_interval_s: float = 0.5,
     ) -> None:
         self._server = EmbeddedMongoProcess(data_dir, cache_mb=cache_mb)
         self._data_dir = data_dir
         self._backoff = restart_backoff_s
+        self._unanswered_s = unanswered_s
+        self._watch_interval_s = watch_interval_s
+        # A check never waits longer than the time it may fail for.
+        self._check_timeout_s = min(2.0, unanswered_s)
         self._supervisor: asyncio.Task[None] | None = None
         self._attached = False
         self.restarts = 0
@@ -294,25 +301,63 @@ class EmbeddedMongoExperimentRepository(MongoExperimentRepository):
         self._supervisor = asyncio.create_task(self._supervise(), name="embedded-mongo-watch")
 
     async def _supervise(self) -> None:
+        """Restart the server when it dies, and when it lives but stops answering.
+
+        A WiredTiger panic (a full disk) leaves the process alive and every write failing;
+        a stopped or wedged process answers nothing. Both heal only by a restart: after
+        `unanswered_s` of failed write-and-read checks the child is killed (its journal
+        keeps what it acknowledged) and started again.
+        """
+        failing_since: float | None = None
+        while True:
+            await asyncio.sleep(self._watch_interval_s)
+            code = self._server.exited()
+            if code is not None:
+                logger.error("embedded MongoDB server exited (code %s): restarting", code)
+            else:
+                problem = await self._check()
+                if problem is None:
+                    failing_since = None
+                    continue
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since < self._unanswered_s:
+                    continue
+                logger.error(
+                    "embedded MongoDB server (pid %s) has failed its health check for %.0fs "
+                    "(%s): killing and restarting it",
+                    self._server.pid,
+                    now - failing_since,
+                    problem,
+                )
+                await asyncio.to_thread(self._server.kill)
+            failing_since = None
+            await self._restart()
+
+    async def _check(self) -> str | None:
+        """None when a tiny write reads back in time, else what went wrong (for the log)."""
+        try:
+            async with asyncio.timeout(self._check_timeout_s):
+                await self.round_trip()
+        except TimeoutError:
+            return f"no answer within {self._check_timeout_s:.0f}s"
+        except StorageError as exc:
+            return exc.message
+        return None
+
+    async def _restart(self) -> None:
         delay = self._backoff[0]
         while True:
-            await asyncio.sleep(0.5)
-            code = self._server.exited()
-            if code is None:
+            try:
+                await asyncio.to_thread(self._server.start)
+            except StorageError as exc:
+                logger.error("%s; next try in %.1fs", exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
                 continue
-            logger.error("embedded MongoDB server exited (code %s): restarting", code)
-            while True:
-                try:
-                    await asyncio.to_thread(self._server.start)
-                except StorageError as exc:
-                    logger.error("%s; next try in %.1fs", exc.message, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._backoff[1])
-                    continue
-                self.restarts += 1
-                delay = self._backoff[0]
-                logger.warning("embedded MongoDB server is back (pid %s)", self._server.pid)
-                break
+            self.restarts += 1
+            logger.warning("embedded MongoDB server is back (pid %s)", self._server.pid)
+            return
 
     async def close(self) -> None:
         supervisor, self._supervisor = self._supervisor, None

@@ -11,13 +11,18 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
-from application.ports import ExperimentRepository, ParticipantSummary, StudyFilter
+from application.ports import (
+    ExperimentRepository,
+    ParticipantSummary,
+    StorageProbe,
+    StudyFilter,
+)
 from domain.errors import NotFound
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord, Outcome
 
 
-class InMemoryExperimentRepository(ExperimentRepository):
+class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
     def __init__(self) -> None:
         self._experiments: dict[str, Experiment] = {}
         self._generations: dict[str, GenerationRecord] = {}
@@ -27,6 +32,10 @@ class InMemoryExperimentRepository(ExperimentRepository):
         return None
 
     async def close(self) -> None:
+        return None
+
+    async def round_trip(self) -> None:
+        """Memory always holds what it was given: nothing to prove."""
         return None
 
     async def get_or_create(self, experiment: Experiment) -> Experiment:

@@ -248,3 +248,16 @@ class Lifecycle(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class StorageProbe(Protocol):
+    """A store that can prove it works: a tiny write read back, not only "the server lives".
+
+    A database that has lost its disk (a WiredTiger panic, a full disk) still answers a
+    ping and even reads; only a write tells. Readiness and the embedded supervisor ask this.
+    """
+
+    async def round_trip(self) -> None:
+        """Write a small marker and read it back; StorageError when either fails."""
+        ...

@@ -58,3 +58,7 @@ class ModelAnswerInvalid(ModelError):
 
 class StorageError(InsPilotError):
     """The experiment store failed; the participant's previous data is untouched."""
+
+
+class StorageFull(StorageError):
+    """The store's disk is below its free-space floor: refused before anything is written."""

@@ -119,4 +119,5 @@ def embedded_repository(settings: Settings) -> Any:
         settings.mongodb_database,
         settings.mongodb_timeout_ms,
         cache_mb=settings.embedded_cache_mb,
+        unanswered_s=settings.storage_unanswered_s,
     )

@@ -52,6 +52,13 @@ def _port(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = _number(raw, int, "must be a whole number of at least 0")
+    if value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = _number(raw, float, "must be a number of at least 0")
     if value < 0:
@@ -292,6 +299,20 @@ class Settings:
     )
     jobs_per_user: int = _setting(
         "4", _positive_int, "Running jobs one username may have at once (more: 429)."
+    )
+
+    # -- holding up under hostile and careless clients (issue 14) --
+    min_free_mb: int = _setting(
+        "1024",
+        _non_negative_int,
+        "Free space the data directory must keep: below it /paint/save, /generate and new "
+        "jobs answer 507 (code 3) and store nothing (0: off).",
+    )
+    storage_unanswered_s: float = _setting(
+        "10",
+        _positive_float,
+        "Seconds the embedded database may fail its write-and-read health check before "
+        "it is killed and restarted.",
     )
 
     @classmethod

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -25,7 +26,12 @@ from adapters.mongo.research_queries import (
     participant_summaries,
 )
 from adapters.mongo.sessions import SessionStore
-from application.ports import ExperimentRepository, ParticipantSummary, StudyFilter
+from application.ports import (
+    ExperimentRepository,
+    ParticipantSummary,
+    StorageProbe,
+    StudyFilter,
+)
 from domain.errors import StorageError
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 # The first sweep waits until start-up traffic has settled; then one an hour.
 SWEEP_DELAY_S = 30.0
 SWEEP_INTERVAL_S = 3600.0
+HEALTH_COLLECTION = "health"
 
 
 def redact(uri: str) -> str:
@@ -44,14 +51,19 @@ def redact(uri: str) -> str:
 
 @contextmanager
 def storage_errors(action: str) -> Iterator[None]:
-    """Driver and BSON errors become StorageError; nothing from pymongo escapes the adapter."""
+    """Driver and BSON errors become StorageError; nothing from pymongo escapes the adapter.
+
+    The client's message names the part and the action only: the driver's text (server
+    addresses, topology dumps) goes to the log, where the request id ties it to the call.
+    """
     try:
         yield
     except (PyMongoError, BSONError) as exc:
-        raise StorageError(f"storage: {action} failed: {exc}") from exc
+        logger.warning("storage: %s failed: %s: %s", action, type(exc).__name__, exc)
+        raise StorageError(f"storage: {action} failed") from exc
 
 
-class MongoExperimentRepository(ExperimentRepository):
+class MongoExperimentRepository(ExperimentRepository, StorageProbe):
     """Sessions in `sessions`, records in `generations`, pictures, sketches and large JSON
     as content-addressed blobs (blobs.py).
 
@@ -170,6 +182,18 @@ class MongoExperimentRepository(ExperimentRepository):
         if self._session_store is None:
             raise StorageError("storage: the MongoDB repository is not started")
         return self._session_store
+
+    async def round_trip(self) -> None:
+        """A tiny write read back, in its own collection: never touches study data."""
+        marker = secrets.token_hex(8)
+        with storage_errors("the health write and read"):
+            health = self._database_handle[HEALTH_COLLECTION]
+            await health.replace_one(
+                {"_id": "probe"}, {"_id": "probe", "marker": marker}, upsert=True
+            )
+            found = await health.find_one({"_id": "probe"})
+        if found is None or found.get("marker") != marker:
+            raise StorageError("storage: the health write did not read back")
 
     async def get_or_create(self, experiment: Experiment) -> Experiment:
         with storage_errors(f"starting the session of '{experiment.username}'"):

@@ -18,6 +18,7 @@ from entrypoints.http.access import research_guard
 from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
+from entrypoints.http.free_space import FreeSpace, free_space_guard
 from entrypoints.http.jobs import JobsController
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
 from entrypoints.http.operations import health_live, health_ready, metrics
@@ -59,6 +60,7 @@ def create_app(container: Container | None = None) -> Litestar:
             DashboardController,
         ],
         dependencies=dependencies(container),
+        guards=[free_space_guard(FreeSpace.of(settings))],
         template_config=TemplateConfig(
             directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
         ),

@@ -22,6 +22,7 @@ from domain.errors import (
     NotFound,
     NotPermitted,
     StorageError,
+    StorageFull,
     TooManyJobs,
 )
 from entrypoints.http.disconnect import ClientGone
@@ -71,6 +72,7 @@ _ERROR_STATUS: tuple[tuple[type[InsPilotError], int, int], ...] = (
     (ModelTimeout, 504, CODE_MODEL_FAILURE),
     (ContentRejected, 422, CODE_MODEL_FAILURE),
     (ModelError, 502, CODE_MODEL_FAILURE),
+    (StorageFull, 507, CODE_INTERNAL),
     (StorageError, 503, CODE_INTERNAL),
 )
 

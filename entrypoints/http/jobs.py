@@ -34,6 +34,7 @@ from entrypoints.http.envelope import (
     error_code_and_message,
     reply_schema,
 )
+from entrypoints.http.free_space import STORES
 from entrypoints.pipelines.base import Limits, PipelineEntry
 from entrypoints.pipelines.registry import PIPELINES, by_name
 from entrypoints.settings import Settings
@@ -161,7 +162,8 @@ class JobsController(Controller):
         "/",
         operation_id="createJob",
         status_code=202,
-        responses=documented(JobCreatedReply, "the job is queued", 400, 429, status=202),
+        responses=documented(JobCreatedReply, "the job is queued", 400, 429, 507, status=202),
+        opt=STORES,
         **BODY,
     )
     async def create(

@@ -13,6 +13,7 @@ from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
 from entrypoints.http.dependencies import PipelineUseCases
 from entrypoints.http.disconnect import unless_disconnected
 from entrypoints.http.envelope import documented, envelope, envelope_off_loop, reply_schema
+from entrypoints.http.free_space import STORES
 from entrypoints.http.legacy_requests import (
     GenerateBody,
     GenerateReply,
@@ -88,7 +89,8 @@ class LegacyController(Controller):
         "/paint/save",
         operation_id="paintSave",
         status_code=200,
-        responses=documented(SaveReply, "saved; `data` is null", 400, 404),
+        responses=documented(SaveReply, "saved; `data` is null", 400, 404, 507),
+        opt=STORES,
         **BODY,
     )
     async def save(
@@ -105,8 +107,9 @@ class LegacyController(Controller):
         operation_id="generate",
         status_code=200,
         responses=documented(
-            GenerateReply, "the stimuli; `data` depends on `type`", 400, 422, 502, 503, 504
+            GenerateReply, "the stimuli; `data` depends on `type`", 400, 422, 502, 503, 504, 507
         ),
+        opt=STORES,
         **BODY,
     )
     async def generate(

@@ -12,14 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, StorageProbe
 from application.record_writer import underlying_store
 from domain.errors import InsPilotError
+from entrypoints.http.free_space import FreeSpace
 from entrypoints.observability.sources import pool_stats
 from entrypoints.settings import Settings
 
 # A username no participant can have (check_username refuses a leading '$'): reading it
-# asks the store a real question without ever touching study data.
+# asks a store that cannot write (no StorageProbe) a real question without touching study data.
 _PROBE_USERNAME = "$health"
 STORAGE_TIMEOUT_S = 2.0
 
@@ -34,24 +35,29 @@ class Check:
 
 
 async def check_storage(repository: ExperimentRepository) -> Check:
-    name = type(underlying_store(repository)).__name__
+    """A tiny write read back: a database that lost its disk still answers reads."""
+    store = underlying_store(repository)
+    name = type(store).__name__
     try:
         async with asyncio.timeout(STORAGE_TIMEOUT_S):
-            await repository.get(_PROBE_USERNAME)
+            if isinstance(store, StorageProbe):
+                await store.round_trip()
+            else:
+                await repository.get(_PROBE_USERNAME)
     except TimeoutError:
         return Check(False, f"{name}: no answer within {STORAGE_TIMEOUT_S:.0f}s")
     except InsPilotError as exc:
         return Check(False, f"{name}: {exc.message}")
-    return Check(True, f"{name} answers")
+    return Check(True, f"{name} answers a write and a read")
 
 
 def check_prompts(load_prompts: Callable[[], object]) -> Check:
     try:
-        catalog = load_prompts()
+        load_prompts()
     except Exception as exc:  # the app refuses to start on a bad template; this is belt and braces
         return Check(False, f"templates cannot be loaded: {exc}")
-    directory = getattr(catalog, "directory", None)
-    return Check(True, f"templates loaded from {directory}" if directory else "templates loaded")
+    # No path: readiness is open, and file paths tell an attacker about the machine.
+    return Check(True, "templates loaded")
 
 
 def check_sd(settings: Settings, images: object) -> Check:
@@ -95,6 +101,7 @@ class Readiness:
     async def check(self) -> tuple[bool, dict[str, Check]]:
         checks = {
             "storage": await check_storage(self.repository),
+            "disk": Check(*FreeSpace.of(self.settings).describe()),
             "prompts": check_prompts(self.load_prompts),
             "sd": check_sd(self.settings, self.images),
             "text": check_text(self.settings),

@@ -53,13 +53,16 @@ def test_live_answers_and_ready_reports_every_check(client: TestClient[Any]) -> 
     response = client.get("/health/ready")
     body = response.json()
     assert response.status_code == 200 and body["ready"] is True
-    assert set(body["checks"]) == {"storage", "prompts", "sd", "text"}
+    assert set(body["checks"]) == {"storage", "disk", "prompts", "sd", "text"}
     assert all(check["ok"] is True and check["detail"] for check in body["checks"].values())
 
 
 class BrokenRepository(InMemoryExperimentRepository):
     async def get(self, username: str) -> Any:
-        raise StorageError("storage: cannot reach MongoDB at mongodb://db")
+        raise StorageError("storage: cannot reach MongoDB")
+
+    async def round_trip(self) -> None:
+        raise StorageError("storage: cannot reach MongoDB")
 
 
 def test_ready_is_503_and_names_the_failing_check(container: Container) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,4 +115,35 @@ async def test_a_killed_server_comes_back_with_every_acknowledged_save(tmp_path:
         assert loaded is not None and loaded.design_task == "acknowledged"
         assert loaded.schemes_of(Stage.RAPID_DIVERGENCE) == saved.schemes_of(Stage.RAPID_DIVERGENCE)
     finally:
+        await repository.close()
+
+
+async def test_a_server_that_lives_but_stops_answering_is_restarted(tmp_path: Path) -> None:
+    """A frozen process (as after a WiredTiger panic: alive, useless) is killed and
+    started again once its write-and-read check has failed for `unanswered_s`."""
+    repository = EmbeddedMongoExperimentRepository(
+        str(tmp_path),
+        timeout_ms=300,
+        restart_backoff_s=(0.2, 1.0),
+        unanswered_s=1.0,
+        watch_interval_s=0.2,
+    )
+    await repository.start()
+    try:
+        await repository.get_or_create(Experiment(username="frozen", design_task="kept"))
+        frozen_pid = repository.server.pid
+        assert frozen_pid is not None
+        os.kill(frozen_pid, signal.SIGSTOP)
+        for _ in range(150):
+            if repository.restarts:
+                break
+            await asyncio.sleep(0.1)
+        assert repository.restarts == 1
+        assert repository.server.pid != frozen_pid
+        loaded = await _once_reachable(repository, "frozen")
+        assert loaded is not None and loaded.design_task == "kept"
+        await repository.round_trip()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(frozen_pid, signal.SIGKILL)
         await repository.close()

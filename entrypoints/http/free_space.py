@@ -1,0 +1,85 @@
+"""The free-space floor of the data directory: refuse writes before the disk is full.
+
+A full disk panicked the embedded database (WiredTiger) and left storage broken until
+a restart. Refusing saves and generations a little earlier (507, code 3, the free space
+named) keeps the database healthy; they work again as soon as space is freed, because
+every request looks again (one statvfs call, a few microseconds).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
+
+from domain.errors import StorageFull
+from entrypoints.settings import Settings
+
+STORES = {"stores": True}
+"""Route-handler `opt` of a handler that writes to the store (checked by the guard)."""
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FreeSpace:
+    """Free space in the data directory against `INSPILOT_MIN_FREE_MB`.
+
+    `directory` None: the store is not on this machine's disk (memory, a MongoDB server).
+    """
+
+    directory: str | None
+    min_free_mb: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> FreeSpace:
+        local = settings.storage_backend == "embedded"
+        return cls(settings.data_dir if local else None, settings.min_free_mb)
+
+    def free_mb(self) -> int | None:
+        """Free megabytes on the data directory's file system, None when not watched."""
+        if self.directory is None:
+            return None
+        path = Path(self.directory).absolute()
+        while not path.exists() and path != path.parent:
+            path = path.parent  # not created yet: the file system it will be on
+        stats = os.statvfs(path)
+        return stats.f_bavail * stats.f_frsize // _MB
+
+    def shortfall(self) -> str | None:
+        """Why storing now is refused, or None when there is room (or no floor)."""
+        free = self.free_mb()
+        if free is None or self.min_free_mb == 0 or free >= self.min_free_mb:
+            return None
+        return (
+            f"storage: only {free} MB free on the data disk, below the "
+            f"{self.min_free_mb} MB floor (INSPILOT_MIN_FREE_MB); nothing was stored"
+        )
+
+    def describe(self) -> tuple[bool, str]:
+        """For readiness and the dashboard: enough room?, and the figures."""
+        free = self.free_mb()
+        if free is None:
+            return True, "the store is not on this machine's disk"
+        floor = f"floor {self.min_free_mb} MB" if self.min_free_mb else "no floor"
+        return self.shortfall() is None, f"{free} MB free on the data disk ({floor})"
+
+
+def free_space_guard(free_space: FreeSpace) -> Guard:
+    """Refuses handlers marked with `opt=STORES` while the data disk is below its floor."""
+
+    def require_free_space(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        if not handler.opt.get("stores"):
+            return
+        problem = free_space.shortfall()
+        if problem is not None:
+            raise StorageFull(problem)
+
+    return require_free_space
