@@ -37,6 +37,7 @@ from domain.generation import (
 )
 from domain.listparse import ListMismatch, parse_list
 from domain.progress import ImageProgress, ProgressEvent, StepProgress, StepStatus
+from domain.stimuli import Shown
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class GenerationRun:
         self._request_id = gateway.request_id()
         self._source = run_source.get()
         self.result: Any = None
+        # What the reply shows, set by the use case with its result.
+        self.stimuli: tuple[Shown, ...] = ()
         self._progress = progress or _unwatched
         self._images_expected = images
         self._images_asked = 0
@@ -171,6 +174,7 @@ class GenerationRun:
             id=self.id,
             request_id=self._request_id,
             source=self._source,
+            stimuli=self.stimuli if exc is None else (),
         )
         self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from domain.experiment import new_id
+from domain.stimuli import Shown
 
 
 class Pipeline(StrEnum):
@@ -62,6 +64,34 @@ class Source(StrEnum):
     LEGACY = "legacy"  # the front end's POST /generate
     JOB = "job"  # the jobs API
     CLI = "cli"  # inspilot generate
+
+
+SKETCH_INPUTS = frozenset({"design_image"})
+"""The input fields that carry a participant's sketch (a data URI), at any depth."""
+
+
+def map_sketches(inputs: Any, change: Callable[[Any], Any]) -> Any:
+    """The inputs with every sketch field's value passed through `change`."""
+    if isinstance(inputs, dict):
+        return {
+            key: change(value) if key in SKETCH_INPUTS else map_sketches(value, change)
+            for key, value in inputs.items()
+        }
+    if isinstance(inputs, list):
+        return [map_sketches(item, change) for item in inputs]
+    return inputs
+
+
+def sketches_in(inputs: Any) -> list[Any]:
+    """Every sketch value in the inputs, in order (None where a scheme had none)."""
+    found: list[Any] = []
+
+    def keep(value: Any) -> Any:
+        found.append(value)
+        return value
+
+    map_sketches(inputs, keep)
+    return found
 
 
 @dataclass(frozen=True)
@@ -126,6 +156,8 @@ class GenerationRecord:
     request_id: str | None = None
     # Which edge asked; None only on records written before sources were recorded.
     source: Source | None = None
+    # What the reply showed, in order (empty for a failed run and for older records).
+    stimuli: tuple[Shown, ...] = ()
 
     @property
     def duration_s(self) -> float:

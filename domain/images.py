@@ -87,3 +87,28 @@ def image_sha256(data: bytes) -> str:
     if isinstance(data, EncodedImage):
         return data.sha256
     return hashlib.sha256(data).hexdigest()
+
+
+def decode_data_uri(value: object) -> bytes | None:
+    """The picture of a PNG or JPEG data URI, when it decodes back to exactly that URI.
+
+    Callers that replace the URI with its bytes (stored once, by hash) rebuild it with
+    `data_uri`; a URI that would not come back byte-equal is left alone.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _DATA_URI.match(value)
+    if match is None:
+        return None
+    payload = value[match.end() :]
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if sniff_image_type(data) is None or data_uri(data, match[1]) != value:
+        return None
+    return data
+
+
+def data_uri(data: bytes, media_type: str) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

@@ -9,8 +9,17 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.experiment import SCHEME_STAGES, Experiment, Scheme, Stage
-from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline, Source, TextStep
-from domain.images import image_sha256
+from domain.generation import (
+    GenerationRecord,
+    ImageStep,
+    Outcome,
+    Pipeline,
+    Source,
+    TextStep,
+    map_sketches,
+)
+from domain.images import data_uri, decode_data_uri, image_sha256
+from domain.stimuli import Shown
 
 IMAGE_KEY = "canvasImage"
 # A blob at most this size may stay inside its document...
@@ -182,13 +191,42 @@ def blob_hashes(document: Mapping[str, Any]) -> set[str]:
     return set(document.get("blobs", []))
 
 
-def _step_fields(step: TextStep | ImageStep) -> Document:
+def _step_fields(step: TextStep | ImageStep | Shown) -> Document:
     # Generic over the dataclass fields, so a field added with a default keeps old records readable.
     return {f.name: getattr(step, f.name) for f in fields(step)}
 
 
+_SKETCH_REF = "$sketch"
+
+
+def _store_sketches(inputs: Any, plan: BlobPlan) -> tuple[Any, list[str]]:
+    """The inputs with each sketch's data URI replaced by a reference to its picture,
+    stored once as a blob (the same sketch sent again, or in 48 schemes, is one blob)."""
+    hashes: list[str] = []
+
+    def stored(value: Any) -> Any:
+        data = decode_data_uri(value)
+        if data is None:
+            return value
+        ref = plan.ref(data, "generation-sketch", inline_ok=False)
+        hashes.append(ref["h"])
+        return {_SKETCH_REF: ref, "type": value[len("data:") : value.index(";")]}
+
+    return map_sketches(inputs, stored), hashes
+
+
+def _load_sketches(inputs: Any, files: Mapping[str, bytes]) -> Any:
+    def loaded(value: Any) -> Any:
+        if isinstance(value, dict) and _SKETCH_REF in value:
+            return data_uri(resolve(value[_SKETCH_REF], files), value["type"])
+        return value
+
+    return map_sketches(inputs, loaded)
+
+
 def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
     plan = BlobPlan()
+    inputs, sketches = _store_sketches(record.inputs, plan)
     text_steps = [{**_step_fields(s), "items": list(s.items)} for s in record.text_steps]
     image_steps = []
     for step in record.image_steps:
@@ -208,7 +246,9 @@ def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
         "request_id": record.request_id,
         "source": None if record.source is None else record.source.value,
         # Research logs: a value JSON cannot express is kept as text rather than losing the record.
-        "inputs": plan.ref(dump_json(record.inputs, lenient=True), "generation-json"),
+        "inputs": plan.ref(dump_json(inputs, lenient=True), "generation-json"),
+        "sketches": sketches,
+        "stimuli": [_step_fields(shown) for shown in record.stimuli],
         "result": plan.ref(dump_json(record.result, lenient=True), "generation-json"),
         "text_steps": text_steps,
         "image_steps": image_steps,
@@ -221,7 +261,7 @@ def without_images(document: Mapping[str, Any]) -> Document:
     are fetched from GridFS: listings stay light however many pictures a record holds."""
     needed = {
         ref["h"] for ref in (document.get("inputs"), document.get("result")) if ref and "h" in ref
-    }
+    } | set(document.get("sketches", []))
     return {
         **document,
         "image_steps": [
@@ -261,8 +301,9 @@ def decode_generation(document: Mapping[str, Any], files: Mapping[str, bytes]) -
         error_type=document.get("error_type"),
         request_id=document.get("request_id"),
         source=Source(document["source"]) if document.get("source") else None,
-        inputs=load_json(resolve(document["inputs"], files)),
+        inputs=_load_sketches(load_json(resolve(document["inputs"], files)), files),
         result=load_json(resolve(document["result"], files)),
         text_steps=text_steps,
         image_steps=image_steps,
+        stimuli=tuple(Shown(**shown) for shown in document.get("stimuli", [])),
     )

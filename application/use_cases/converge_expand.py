@@ -17,6 +17,7 @@ from application.steps import (
 from application.use_cases.common import describe_texts, join_items
 from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
 from domain.generation import ImageStep, Pipeline
+from domain.stimuli import shown_creatives
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class ConvergeExpand:
                 }
                 for groups in per_scheme
             ]
+            run.stimuli = shown_creatives(creatives)
             return ConvergeExpandResult(creatives)
 
 

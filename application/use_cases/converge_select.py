@@ -10,6 +10,7 @@ from application.use_cases.common import describe_texts
 from domain.choices import make_unique, match_choices
 from domain.generation import Pipeline
 from domain.listparse import ListMismatch, split_items
+from domain.stimuli import shown_names
 
 # The choice is asked once more when nothing in the answer matches a name, then fails.
 CHOOSE_ATTEMPTS = 2
@@ -88,6 +89,7 @@ class ConvergeSelect:
             if command.select_num >= count:
                 # Nothing to choose: every scheme is selected, and no model is asked.
                 run.result = {"names": names, "selected": names, "selected_without_model": True}
+                run.stimuli = shown_names(names, names)
                 return ConvergeSelectResult(tuple(names), tuple(names))
             wanted = command.select_num
 
@@ -109,4 +111,5 @@ class ConvergeSelect:
                 attempts=CHOOSE_ATTEMPTS,
             )
             run.result = {"names": names, "selected": selected}
+            run.stimuli = shown_names(names, selected)
             return ConvergeSelectResult(tuple(names), tuple(selected))

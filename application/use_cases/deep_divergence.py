@@ -18,6 +18,7 @@ from application.use_cases.common import describe_texts, join_items, scene_chain
 from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
 from domain.errors import InvalidInput
 from domain.generation import Pipeline
+from domain.stimuli import shown_creatives
 
 DEEP_STIMULI = 3
 
@@ -115,4 +116,5 @@ class GenerateDeepDivergence:
                 "functions": functions,
                 "images": [image.id for image in images],
             }
+            run.stimuli = shown_creatives(creatives)
             return DeepDivergenceResult(command.scheme_id, creatives)

@@ -15,6 +15,7 @@ from application.steps import (
 from application.use_cases.common import join_items, scene_chain
 from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
 from domain.generation import Pipeline
+from domain.stimuli import shown_creatives
 
 
 @dataclass(frozen=True)
@@ -79,4 +80,5 @@ class GenerateRapidDivergence:
                 "concepts": concepts,
                 "images": [image.id for image in images],
             }
+            run.stimuli = shown_creatives(creatives)
             return RapidDivergenceResult(creatives)

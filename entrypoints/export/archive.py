@@ -26,8 +26,8 @@ import msgspec
 from application.ports import ExperimentRepository, StudyFilter
 from domain.errors import InvalidInput
 from domain.experiment import Experiment, check_username
-from domain.generation import GenerationRecord
-from domain.images import sniff_image_type
+from domain.generation import GenerationRecord, sketches_in
+from domain.images import decode_data_uri, image_sha256, sniff_image_type
 from entrypoints.export import tables
 from entrypoints.http.presenters import present_record, present_session
 
@@ -181,7 +181,11 @@ class _Utf8:
         return self._target.write(text.encode("utf-8", "surrogatepass"))
 
 
-async def _session_entries(archive: _Archive, experiment: Experiment) -> AsyncIterator[bytes]:
+async def _session_entries(
+    archive: _Archive, experiment: Experiment, rows: _Tables, progress: ExportProgress
+) -> AsyncIterator[bytes]:
+    rows.row(tables.SESSIONS, tables.session_row(experiment))
+    progress.sessions += 1
     folder = f"participants/{path_part(experiment.username)}"
     yield await archive.add(
         f"{folder}/session.json", _json(present_session(experiment, with_times=True))
@@ -195,27 +199,54 @@ async def _session_entries(archive: _Archive, experiment: Experiment) -> AsyncIt
                 yield await archive.add(path, data, compress=False)
 
 
+def _picture_path(folder: str, name: str, data: bytes) -> str:
+    return f"{folder}/{name}.{_EXTENSIONS.get(sniff_image_type(data) or '', 'png')}"
+
+
+async def _input_sketches(
+    archive: _Archive, record: GenerationRecord, written: set[str], files: list[str]
+) -> AsyncIterator[bytes]:
+    """Each sketch the run was sent, as `inputs/<sha256>.png`, written once per export
+    however many records sent it; `files` gets the record's paths in input order."""
+    for value in sketches_in(record.inputs):
+        data = decode_data_uri(value)
+        if data is None:
+            continue
+        path = _picture_path("inputs", image_sha256(data), data)
+        files.append(path)
+        if path not in written:
+            written.add(path)
+            yield await archive.add(path, data, compress=False)
+
+
 async def _record_entries(
     archive: _Archive,
     record: GenerationRecord,
     repository: ExperimentRepository,
     rows: _Tables,
     progress: ExportProgress,
+    written: set[str],
 ) -> AsyncIterator[bytes]:
     images = 0
+    pictures: dict[str, str] = {}
     for step in record.image_steps:
         file = ""
         data = None if step.error else await repository.get_image(record.id, step.id)
         if data is not None:
-            extension = _EXTENSIONS.get(sniff_image_type(data) or "", "png")
-            file = f"images/{record.id}/{step.id}.{extension}"
+            file = _picture_path(f"images/{record.id}", step.id, data)
+            pictures[step.id] = file
             yield await archive.add(file, data, compress=False)
             images += 1
             progress.images += 1
         rows.row(tables.IMAGES, tables.image_row(record, step, file))
     for text_step in record.text_steps:
         rows.row(tables.TEXT_STEPS, tables.text_step_row(record, text_step))
-    rows.row(tables.GENERATIONS, tables.generation_row(record, images))
+    for shown in record.stimuli:
+        rows.row(tables.STIMULI, tables.stimulus_row(record, shown, pictures))
+    sketch_files: list[str] = []
+    async for chunk in _input_sketches(archive, record, written, sketch_files):
+        yield chunk
+    rows.row(tables.GENERATIONS, tables.generation_row(record, images, sketch_files))
     yield await archive.add(f"records/{record.id}.json", _json(present_record(record)))
 
 
@@ -232,17 +263,33 @@ async def stream_study(
     rows = _Tables()
     try:
         yield await archive.add("datapackage.json", _json(tables.datapackage(created)))
+        participants: set[str] = set()
         async for experiment in repository.iter_sessions(study):
-            rows.row(tables.SESSIONS, tables.session_row(experiment))
-            async for chunk in _session_entries(archive, experiment):
+            participants.add(experiment.username)
+            async for chunk in _session_entries(archive, experiment, rows, progress):
                 yield chunk
-            progress.sessions += 1
             progress.changed()
+        written: set[str] = set()
+        missing: set[str] = set()
         async for record in repository.iter_generations(study):
-            async for chunk in _record_entries(archive, record, repository, rows, progress):
+            async for chunk in _record_entries(
+                archive, record, repository, rows, progress, written
+            ):
                 yield chunk
+            if record.username and record.username not in participants:
+                missing.add(record.username)
             progress.generations += 1
             progress.changed()
+        # Every generation's participant is in sessions.csv (its foreign key): the
+        # session of one that saved outside the time window, or a bare row for one who
+        # generated without ever starting a session.
+        for username in sorted(missing):
+            experiment = await repository.get(username)
+            if experiment is None:
+                rows.row(tables.SESSIONS, tables.bare_session_row(username))
+                continue
+            async for chunk in _session_entries(archive, experiment, rows, progress):
+                yield chunk
         for table in tables.TABLES:
             async for chunk in archive.add_file(table.path, rows.files[table.name]):
                 yield chunk

@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, TextStep
+from domain.stimuli import Shown
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ GENERATIONS = Table(
         ("text_models", "string"),
         ("image_models", "string"),
         ("images", "integer"),
+        ("task", "string"),
+        ("num", "integer"),
+        ("select_num", "integer"),
+        ("scheme_id", "string"),
+        ("design_texts", "string"),
+        ("sketch_files", "string"),
     ),
     ("generation_id",),
 )
@@ -91,7 +98,24 @@ IMAGES = Table(
     ),
     ("generation_id", "step_id"),
 )
-TABLES = (SESSIONS, GENERATIONS, TEXT_STEPS, IMAGES)
+STIMULI = Table(
+    "stimuli",
+    (
+        ("generation_id", "string"),
+        ("username", "string"),
+        ("pipeline", "string"),
+        ("creative", "integer"),
+        ("position", "integer"),
+        ("kind", "string"),
+        ("group", "string"),
+        ("text", "string"),
+        ("step_id", "string"),
+        ("file", "string"),
+        ("selected", "boolean"),
+    ),
+    (),
+)
+TABLES = (SESSIONS, GENERATIONS, TEXT_STEPS, IMAGES, STIMULI)
 
 # Where each stage's sketches go in file names: ASCII (the stage's enum name in lower
 # case), as in sessions.csv's columns.
@@ -99,9 +123,21 @@ STAGE_FILES = {
     stage: stage.name.lower()
     for stage in (Stage.RAPID_DIVERGENCE, Stage.DEEP_DIVERGENCE, Stage.CONVERGENCE)
 }
-_FOREIGN_KEYS = {
-    "text_steps": "generations",
-    "images": "generations",
+_BY_GENERATION = {
+    "fields": "generation_id",
+    "reference": {"resource": "generations", "fields": "generation_id"},
+}
+_FOREIGN_KEYS: dict[str, list[dict[str, Any]]] = {
+    "generations": [
+        {"fields": "username", "reference": {"resource": "sessions", "fields": "username"}}
+    ],
+    "text_steps": [_BY_GENERATION],
+    "images": [_BY_GENERATION],
+    "stimuli": [
+        _BY_GENERATION,
+        # A step id is unique across the study; a text item has none (no key to check).
+        {"fields": "step_id", "reference": {"resource": "images", "fields": "step_id"}},
+    ],
 }
 
 
@@ -132,7 +168,37 @@ def session_row(experiment: Experiment) -> list[Any]:
     ]
 
 
-def generation_row(record: GenerationRecord, images: int) -> list[Any]:
+def _number(value: Any) -> Any:
+    return value if isinstance(value, int) and not isinstance(value, bool) else ""
+
+
+def _inputs_columns(inputs: dict[str, Any], sketch_files: list[str]) -> list[Any]:
+    """The inputs a researcher filters by, readable: task, counts, scheme id, notes, sketches."""
+    schemes = inputs.get("schemes") or inputs.get("selected_schemes") or []
+    texts = inputs.get("design_texts")
+    if texts is None:
+        texts = [
+            " / ".join(map(str, scheme.get("design_texts") or []))
+            for scheme in schemes
+            if isinstance(scheme, dict)
+        ]
+    scheme_id = inputs.get("scheme_id")
+    return [
+        inputs.get("task") or inputs.get("design_task") or "",
+        _number(inputs.get("num")),
+        _number(inputs.get("select_num")),
+        "" if scheme_id is None else str(scheme_id),
+        "#".join(map(str, texts)),
+        ";".join(sketch_files),
+    ]
+
+
+def bare_session_row(username: str) -> list[Any]:
+    """A participant known only from their generations: no session was ever started."""
+    return [username, *[""] * (len(SESSIONS.fields) - 1)]
+
+
+def generation_row(record: GenerationRecord, images: int, sketch_files: list[str]) -> list[Any]:
     return [
         record.id,
         record.username or "",
@@ -146,6 +212,23 @@ def generation_row(record: GenerationRecord, images: int) -> list[Any]:
         _distinct([step.model for step in record.text_steps]),
         _distinct([step.model for step in record.image_steps]),
         images,
+        *_inputs_columns(record.inputs if isinstance(record.inputs, dict) else {}, sketch_files),
+    ]
+
+
+def stimulus_row(record: GenerationRecord, shown: Shown, files: dict[str, str]) -> list[Any]:
+    return [
+        record.id,
+        record.username or "",
+        record.pipeline.value,
+        "" if shown.creative is None else shown.creative,
+        shown.position,
+        shown.kind,
+        shown.group or "",
+        shown.text or "",
+        shown.image_id or "",
+        files.get(shown.image_id or "", ""),
+        "" if shown.selected is None else str(shown.selected).lower(),
     ]
 
 
@@ -195,12 +278,7 @@ def datapackage(created: datetime) -> dict[str, Any]:
         if table.primary_key:
             schema["primaryKey"] = list(table.primary_key)
         if table.name in _FOREIGN_KEYS:
-            schema["foreignKeys"] = [
-                {
-                    "fields": "generation_id",
-                    "reference": {"resource": _FOREIGN_KEYS[table.name], "fields": "generation_id"},
-                }
-            ]
+            schema["foreignKeys"] = _FOREIGN_KEYS[table.name]
         resources.append(
             {
                 "name": table.name,

@@ -11,6 +11,7 @@ from application.monitoring import RunMonitor
 from application.ports import ParticipantSummary
 from domain.experiment import SCHEME_STAGES, Experiment, Scheme
 from domain.generation import GenerationRecord
+from entrypoints.http.presenters import image_url
 from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.settings import Settings
 
@@ -115,6 +116,22 @@ def _sketch_row(field: str, value: Any) -> dict[str, Any]:
     return {"field": field, "texts": ["–" if value is None else "(a sketch the page cannot show)"]}
 
 
+def stimuli_view(record: GenerationRecord) -> list[dict[str, Any]]:
+    """What the participant saw, creative by creative, each item in its place."""
+    creatives: dict[int | None, list[dict[str, Any]]] = {}
+    for shown in record.stimuli:
+        creatives.setdefault(shown.creative, []).append(
+            {
+                "position": shown.position,
+                "kind": shown.kind,
+                "text": shown.text,
+                "url": image_url(record.id, shown.image_id) if shown.image_id else None,
+                "selected": shown.selected,
+            }
+        )
+    return [{"creative": number, "items": items} for number, items in creatives.items()]
+
+
 def generation_view(record: GenerationRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -127,6 +144,7 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
         "started": when(record.started_at),
         "duration": f"{record.duration_s:.2f}",
         "inputs": readable_inputs(record.inputs),
+        "stimuli": stimuli_view(record),
         "text_steps": [
             {
                 "name": step.name,

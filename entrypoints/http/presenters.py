@@ -11,6 +11,7 @@ from domain.creatives import Item
 from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, TextStep
 from domain.images import image_base64
+from domain.stimuli import Shown
 from entrypoints.http.splice import TrustedJsonText
 from entrypoints.wire import camel
 
@@ -108,7 +109,23 @@ def _image_step(record_id: str, step: ImageStep) -> dict[str, Any]:
         "templateVersion": step.template_version,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
-        "imageUrl": (None if step.error else f"/api/v1/generations/{record_id}/images/{step.id}"),
+        "imageUrl": None if step.error else image_url(record_id, step.id),
+    }
+
+
+def image_url(record_id: str, step_id: str) -> str:
+    return f"/api/v1/generations/{record_id}/images/{step_id}"
+
+
+def _shown(record_id: str, shown: Shown) -> dict[str, Any]:
+    return {
+        "creative": shown.creative,
+        "position": shown.position,
+        "kind": shown.kind,
+        "group": shown.group,
+        "text": shown.text,
+        "imageUrl": image_url(record_id, shown.image_id) if shown.image_id else None,
+        "selected": shown.selected,
     }
 
 
@@ -130,4 +147,5 @@ def present_record(record: GenerationRecord) -> dict[str, Any]:
         "result": _camel_keys(record.result),
         "textSteps": [_text_step(step) for step in record.text_steps],
         "imageSteps": [_image_step(record.id, step) for step in record.image_steps],
+        "stimuli": [_shown(record.id, shown) for shown in record.stimuli],
     }

@@ -156,3 +156,28 @@ def test_a_generations_inputs_are_readable(
     assert "为独居老人设计" in page and "可以折叠" in page and "\\u4e3a" not in page
     # The sketch is a thumbnail, never a data URI printed as text.
     assert page.count(SKETCH) == 1 and f'class="sketch-thumb" src="{SKETCH}"' in page
+
+
+def test_a_generation_shows_its_stimuli_as_shown_in_order(
+    dashboard: tuple[TestClient[Any], Container],
+) -> None:
+    client, container = dashboard
+    body = {"appid": 0, "type": 0, "username": "p04", "prompts": {"task": "厨房", "num": 2}}
+    client.post("/paint/start", json={"username": "p04"})
+    reply = client.post("/generate", json=body).json()["data"]
+    (record,) = asyncio.run(container.repository().list_generations())
+    _log_in(client)
+    page = client.get("/dashboard/participants/p04").text
+    shown = page[page.index('class="shown"') :]
+    concepts = [creative["items"][1]["text"] for creative in reply["result"]]
+    urls = [
+        f"/api/v1/generations/{record.id}/images/{s.image_id}" for s in record.stimuli if s.image_id
+    ]
+    # Picture 1, its concept, picture 2, its concept: the order the participant saw.
+    marks = [
+        shown.index(urls[0]),
+        shown.index(concepts[0]),
+        shown.index(urls[1]),
+        shown.index(concepts[1]),
+    ]
+    assert marks == sorted(marks)

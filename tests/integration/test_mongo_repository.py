@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import random
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,13 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.demo_images import render_png
 from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.mongo import MongoExperimentRepository
 from domain.errors import StorageError
 from domain.experiment import SCHEME_STAGES, Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline
+from domain.stimuli import Shown
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 Db = AsyncDatabase[dict[str, Any]]
@@ -261,7 +265,7 @@ async def test_concurrent_saves_one_wins_whole_and_readers_never_see_a_mix(
     assert len(await file_ids(raw_db)) == 4
 
 
-def generation(*, image: bytes, inputs: dict[str, Any] | None = None) -> GenerationRecord:
+def generation(*, image: bytes | None, inputs: dict[str, Any] | None = None) -> GenerationRecord:
     return GenerationRecord(
         pipeline=Pipeline.DEEP_DIVERGENCE,
         inputs=inputs or {},
@@ -326,3 +330,49 @@ async def test_a_record_stored_again_replaces_its_files(
     assert await mongo_repository.get_generation(first.id) == second
     assert await sweep(mongo_repository) == 1
     assert len(await file_ids(raw_db)) == 1
+
+
+async def test_sketches_sent_to_a_run_are_blobs_stored_once_and_come_back_whole(
+    mongo_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    picture = render_png(64, 48, 21)
+    uri = "data:image/png;base64," + base64.b64encode(picture).decode()
+    inputs = {
+        "design_task": "雨具",
+        "select_num": 1,
+        "schemes": [
+            {"design_texts": ["伞"], "design_image": uri},
+            {"design_texts": ["帽"], "design_image": uri},
+            {"design_texts": ["衣"], "design_image": None},
+        ],
+    }
+    stimuli = (Shown(None, 1, "name", "伞", selected=True), Shown(None, 2, "name", "帽"))
+    first = replace(generation(image=None, inputs=inputs), stimuli=stimuli)
+    second = generation(image=None, inputs={"design_image": uri, "scheme_id": "3"})
+    for record in (first, second):
+        await mongo_repository.add_generation(record)
+    sha = hashlib.sha256(picture).hexdigest()
+    stored = await raw_db["blobs"].find_one({"_id": sha})
+    assert stored is not None and bytes(stored["data"]) == picture  # the picture, not base64
+    assert await raw_db["blobs"].count_documents({"kind": "generation-sketch"}) == 1
+    document = await raw_db["generations"].find_one({"_id": first.id})
+    assert document is not None and sha in document["blobs"]
+    assert uri.encode() not in bytes(document["inputs"]["b"])
+    assert await mongo_repository.get_generation(first.id) == first
+    listed = await mongo_repository.list_generations("ivy", with_images=False)
+    assert sorted(listed, key=lambda r: r.id) == sorted([first, second], key=lambda r: r.id)
+
+
+async def test_records_stored_with_inline_sketches_still_read(
+    mongo_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    uri = "data:image/png;base64," + base64.b64encode(render_png(8, 8, 1)).decode()
+    record = generation(image=None, inputs={"design_image": uri, "scheme_id": 2})
+    await mongo_repository.add_generation(record)
+    # The layout before sketches were blobs: the data URI inside the inputs JSON.
+    old_inputs = json.dumps(record.inputs).encode()
+    await raw_db["generations"].update_one(
+        {"_id": record.id},
+        {"$set": {"inputs": {"b": old_inputs}, "blobs": []}, "$unset": {"sketches": ""}},
+    )
+    assert (await mongo_repository.get_generation(record.id)) == record
