@@ -121,3 +121,16 @@ def embedded_repository(settings: Settings) -> Any:
         cache_mb=settings.embedded_cache_mb,
         unanswered_s=settings.storage_unanswered_s,
     )
+
+
+def mongodb_job_board(settings: Settings, store: Any) -> Any:
+    """Jobs shared by every replica, in the store's database (known once it started)."""
+    from adapters.mongo.job_board import MongoJobBoard
+
+    return MongoJobBoard(
+        lambda: store.uri,
+        settings.mongodb_database,
+        ttl_s=settings.job_ttl_s,
+        lease_s=settings.sd_lease_s,
+        timeout_ms=settings.mongodb_timeout_ms,
+    )

@@ -36,7 +36,8 @@ def _workers(raw: str) -> int:
 
 
 def _share_between_workers(settings: Settings, workers: int) -> str | None:
-    """What several workers need: one SD ledger in the database. An error, or None."""
+    """What several workers need: one SD ledger and one job board in the database. An
+    error, or None."""
     if workers == 1:
         return None
     if settings.storage_backend == "memory":
@@ -44,14 +45,15 @@ def _share_between_workers(settings: Settings, workers: int) -> str | None:
             f"--workers {workers}: workers cannot share {PREFIX}STORAGE_BACKEND=memory; "
             "use embedded or mongodb"
         )
+    logger = logging.getLogger("inspilot")
     if settings.images_backend == "sd" and settings.sd_ledger == "memory":
         # Each worker owning every GPU would double-book them: the slots go to MongoDB.
         os.environ[f"{PREFIX}SD_LEDGER"] = "mongodb"
-        logging.getLogger("inspilot").info(
-            "%d workers: the SD slots are shared through MongoDB (%sSD_LEDGER=mongodb)",
-            workers,
-            PREFIX,
-        )
+        logger.info("%d workers share the SD slots through MongoDB (SD_LEDGER)", workers)
+    if settings.jobs_backend == "memory":
+        # A job started on one worker must be readable and cancellable on the others.
+        os.environ[f"{PREFIX}JOBS_BACKEND"] = "mongodb"
+        logger.info("%d workers share the generation jobs through MongoDB (JOBS_BACKEND)", workers)
     return None
 
 

@@ -12,6 +12,7 @@ from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.system_clock import SystemClock
 from application.generation_run import ModelGateway
+from application.job_board import OrphanRecorder
 from application.jobs import JobService
 from application.monitoring import RunMonitor
 from application.record_writer import RecordWriter
@@ -31,6 +32,14 @@ from entrypoints.observability.metrics import MetricsExposition, ServiceMetrics
 from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.pipelines.registry import PIPELINES
 from entrypoints.settings import Settings
+
+
+def _present_job_result(job: Any) -> Any:
+    """A done job's result as clients read it, for the job board (the HTTP layer's spelling;
+    imported here, not at the top: the HTTP layer imports this module)."""
+    from entrypoints.http.jobs import present_result
+
+    return present_result(job)
 
 
 def _pipeline_use_cases(gateway: providers.Provider[Any]) -> dict[str, providers.Provider[Any]]:
@@ -122,8 +131,21 @@ class Container(containers.DeclarativeContainer):
     )
     save_session = providers.Factory(SaveSession, repository=repository, clock=clock, roster=roster)
     pipelines = providers.Dict(_pipeline_use_cases(gateway))
+    job_board: providers.Provider[Any] = providers.Selector(
+        config.jobs_backend,
+        memory=providers.Object(None),
+        mongodb=providers.Singleton(adapter_builders.mongodb_job_board, settings, store),
+    )
     jobs = providers.Singleton(
-        JobService, clock=clock, ttl_s=config.job_ttl_s, per_user=config.jobs_per_user
+        JobService,
+        clock=clock,
+        ttl_s=config.job_ttl_s,
+        per_user=config.jobs_per_user,
+        board=job_board,
+        present=providers.Object(_present_job_result),
+        record_orphan=providers.Singleton(OrphanRecorder, repository=repository, clock=clock),
+        # A replica beats three times a lease: one late beat is not taken for its death.
+        beat_s=providers.Callable(lambda lease_s: lease_s / 3, config.sd_lease_s),
     )
 
     get_session = providers.Factory(GetSession, repository=repository)

@@ -300,6 +300,12 @@ class Settings:
     jobs_per_user: int = _setting(
         "4", _positive_int, "Running jobs one username may have at once (more: 429)."
     )
+    jobs_backend: str = _setting(
+        "memory",
+        _choice("memory", "mongodb"),
+        "Where jobs' state and events live: memory (one process) or mongodb (read, followed "
+        "and cancelled on any worker or replica; docs/scaling.md).",
+    )
 
     # -- holding up under hostile and careless clients (issue 14) --
     min_free_mb: int = _setting(
@@ -354,10 +360,11 @@ class Settings:
         for applies, name, value in needed:
             if applies and not value:
                 raise SettingsError(f"{PREFIX}{name} must be set for the chosen backend")
-        if self.sd_ledger == "mongodb" and self.storage_backend == "memory":
-            raise SettingsError(
-                f"{PREFIX}SD_LEDGER=mongodb needs {PREFIX}STORAGE_BACKEND embedded or mongodb"
-            )
+        for name, value in (("SD_LEDGER", self.sd_ledger), ("JOBS_BACKEND", self.jobs_backend)):
+            if value == "mongodb" and self.storage_backend == "memory":
+                raise SettingsError(
+                    f"{PREFIX}{name}=mongodb needs {PREFIX}STORAGE_BACKEND embedded or mongodb"
+                )
 
     def _endpoint_names(self) -> list[str]:
         return [entry.name for entry in self.text_endpoints]
