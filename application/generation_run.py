@@ -144,6 +144,8 @@ class GenerationRun:
         self._images_expected = images
         self._images_asked = 0
         self._images_done = 0
+        # Pinned at the start: an edit swapped in mid-run serves the next run, not this one.
+        self._prompts = gateway.prompts.pinned()
 
     async def __aenter__(self) -> GenerationRun:
         started = RunStarted(
@@ -192,8 +194,8 @@ class GenerationRun:
     ) -> list[str]:
         """Ask for `expected` items; a count the parser cannot reconcile is asked again."""
         gateway = self._gateway
-        prompt = gateway.prompts.render(spec.key, variables)
-        version = gateway.prompts.version(spec.key)
+        prompt = self._prompts.render(spec.key, variables)
+        version = self._prompts.version(spec.key)
         request = TextRequest(
             step=spec.key,
             prompt=prompt,
@@ -215,6 +217,7 @@ class GenerationRun:
                 image_count=len(images),
                 template=version.path,
                 template_version=version.digest,
+                prompt_set_version=self._prompts.set_version,
             )
             self._progress(StepProgress(spec.key, StepStatus.STARTED, attempt))
             try:
@@ -248,7 +251,7 @@ class GenerationRun:
 
     async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
         """Render one image per prompt, all at once; any failure fails the whole set."""
-        template = self._gateway.prompts.image_template(kind)
+        template = self._prompts.image_template(kind)
         self._images_asked += len(prompts)
         return await run_all(
             self._render_one(kind, template.request_for(p), template.version) for p in prompts
@@ -262,6 +265,7 @@ class GenerationRun:
         versioned = {
             "template": version.path if version else None,
             "template_version": version.digest if version else None,
+            "prompt_set_version": self._prompts.set_version,
         }
         try:
             image: GeneratedImage = await self._gateway.images.generate(request)

@@ -203,7 +203,16 @@ class ImageTemplate:
 
 
 class PromptCatalog(Protocol):
-    """The designers' templates, validated at start-up."""
+    """The designers' templates, validated at start-up and possibly swapped while serving.
+
+    `set_version` is a short hash over all the templates: two records made with the same
+    wording carry the same one. `pinned()` is the current set as a catalog that never
+    changes, so a run that pins it at its start finishes on the version it started with.
+    """
+
+    set_version: str
+
+    def pinned(self) -> PromptCatalog: ...
 
     def render(self, step: str, variables: dict[str, str]) -> str: ...
 

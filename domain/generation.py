@@ -113,6 +113,8 @@ class TextStep:
     template: str | None = None
     template_version: str | None = None
     endpoint: str | None = None  # which of several text endpoints answered
+    # The whole prompt set's version (a hash over all its templates) the run was pinned to.
+    prompt_set_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class ImageStep:
     # The image template (positive and negative wrappers and options) and its hash.
     template: str | None = None
     template_version: str | None = None
+    prompt_set_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,18 @@ def _generate(args: argparse.Namespace) -> int:
         return 2
 
 
+def _prompts(args: argparse.Namespace) -> int:
+    from entrypoints.prompts_command import check
+
+    directory = args.directory
+    if directory is None:
+        settings = _command_settings()
+        if settings is None:
+            return 2
+        directory = settings.prompts_dir
+    return check(directory)
+
+
 def main(argv: list[str] | None = None) -> int:
     from entrypoints.export.command import add_arguments
 
@@ -184,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     from entrypoints.generate_command import add_pipelines
 
     add_pipelines(commands.add_parser("generate", help="run one generation job into a folder"))
+    from entrypoints.prompts_command import add_arguments as add_prompts_arguments
+
+    add_prompts_arguments(commands.add_parser("prompts", help="check a prompt set offline"))
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -191,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(args)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "prompts":
+        return _prompts(args)
     return 2
 
 

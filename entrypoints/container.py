@@ -10,6 +10,7 @@ from adapters.demo_images import DemoImageGenerator
 from adapters.demo_text import DemoTextGenerator
 from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
+from adapters.prompt_watcher import PromptWatcher
 from adapters.system_clock import SystemClock
 from application.generation_run import ModelGateway
 from application.job_board import OrphanRecorder
@@ -64,6 +65,14 @@ class Container(containers.DeclarativeContainer):
         positive_spec=IMAGE_POSITIVE,
     )
 
+    # Every prompt set the service serves, for the watcher, readiness and the dashboard.
+    prompt_catalogs = providers.List(prompts)
+    prompt_watcher = providers.Singleton(
+        PromptWatcher,
+        catalogs=prompt_catalogs,
+        debounce_ms=config.prompts_debounce_ms,
+        enabled=config.prompts_watch,
+    )
     store: providers.Provider[Any] = providers.Selector(
         config.storage_backend,
         memory=providers.Singleton(InMemoryExperimentRepository),
@@ -106,7 +115,7 @@ class Container(containers.DeclarativeContainer):
         Readiness,
         settings=settings,
         repository=repository,
-        load_prompts=prompts.provider,
+        load_prompts=prompt_catalogs.provider,
         images=image_generator,
     )
     # Read from the configuration, not the frozen Settings, each time it is asked for:

@@ -22,6 +22,7 @@ def _parts(container: Container) -> list[Any]:
         container.repository(),
         container.text_generator(),
         container.image_generator(),
+        container.prompt_watcher(),
         container.jobs(),
     ]
 

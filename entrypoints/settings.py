@@ -164,6 +164,17 @@ class Settings:
     prompts_dir: str = _setting(
         str(REPO_ROOT / "prompts"), _text, "Directory of the prompt templates."
     )
+    prompts_watch: bool = _setting(
+        "true",
+        _flag,
+        "Watch the prompt sets while serving: a valid edit serves the next generation, a "
+        "broken one is refused (docs/prompts.md).",
+    )
+    prompts_debounce_ms: int = _setting(
+        "400",
+        _positive_int,
+        "Longest wait gathering one burst of prompt file changes into one reload.",
+    )
     list_attempts: int = _setting(
         "3",
         _positive_int,

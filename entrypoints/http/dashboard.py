@@ -24,6 +24,7 @@ from entrypoints.http.dashboard_views import (
     generation_view,
     now_panel,
     participant_rows,
+    prompt_set_views,
     sketches_by_stage,
 )
 from entrypoints.observability.sources import MonitoredAdapters
@@ -88,6 +89,7 @@ class DashboardController(Controller):
         request: AnyRequest,
         research_token: NamedDependency[str],
         repository: NamedDependency[ExperimentRepository],
+        prompt_catalogs: NamedDependency[list[Any]],
     ) -> Template | Response[Any]:
         if not cookie_holds_token(request, research_token):
             return Redirect(LOGIN, status_code=303)
@@ -97,6 +99,7 @@ class DashboardController(Controller):
             "index",
             participants=participant_rows(participants),
             recent=[generation_view(record) for record in recent],
+            prompt_sets=prompt_set_views(prompt_catalogs),
         )
 
     @get("/participants/{username:str}", operation_id="dashboardParticipant")

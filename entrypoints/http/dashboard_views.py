@@ -151,6 +151,7 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
                 "attempt": step.attempt,
                 "template": step.template,
                 "version": step.template_version,
+                "set_version": step.prompt_set_version,
                 "model": step.model,
                 "endpoint": step.endpoint,
                 "seconds": seconds(step.started_at, step.finished_at),
@@ -171,12 +172,25 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
                 "instance": step.instance,
                 "template": step.template,
                 "version": step.template_version,
+                "set_version": step.prompt_set_version,
                 "seconds": seconds(step.started_at, step.finished_at),
                 "error": step.error,
             }
             for step in record.image_steps
         ],
     }
+
+
+def prompt_set_views(catalogs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each prompt set serving, its version, and the last edit it refused (if any)."""
+    return [
+        {
+            "directory": str(getattr(catalog, "directory", "")),
+            "version": getattr(catalog, "set_version", None),
+            "refused": getattr(catalog, "refused", None),
+        }
+        for catalog in catalogs
+    ]
 
 
 def now_panel(

@@ -44,5 +44,6 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "metrics_exposition",
             "monitored_adapters",
             "run_monitor",
+            "prompt_catalogs",
         )
     }

@@ -90,6 +90,7 @@ def _text_step(step: TextStep) -> dict[str, Any]:
         "error": step.error,
         "template": step.template,
         "templateVersion": step.template_version,
+        "promptSetVersion": step.prompt_set_version,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
     }
@@ -107,6 +108,7 @@ def _image_step(record_id: str, step: ImageStep) -> dict[str, Any]:
         "error": step.error,
         "template": step.template,
         "templateVersion": step.template_version,
+        "promptSetVersion": step.prompt_set_version,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
         "imageUrl": None if step.error else image_url(record_id, step.id),

@@ -8,7 +8,7 @@ without probing anything itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,13 +51,28 @@ async def check_storage(repository: ExperimentRepository) -> Check:
     return Check(True, f"{name} answers a write and a read")
 
 
-def check_prompts(load_prompts: Callable[[], object]) -> Check:
+def prompt_set_lines(catalogs: Iterable[object]) -> list[str]:
+    """One line per prompt set: the version serving, and a refused edit (its file named
+    within the set: readiness is open, and absolute paths tell an attacker about the machine)."""
+    lines = []
+    for catalog in catalogs:
+        version = getattr(catalog, "set_version", None)
+        line = f"templates loaded (version {version})" if version else "templates loaded"
+        refused = getattr(catalog, "refused", None)
+        if refused:
+            line += f"; edit refused, still serving the last good version: {refused}"
+        lines.append(line)
+    return lines
+
+
+def check_prompts(load_prompts: Callable[[], Iterable[object]]) -> Check:
+    """Ready while every set serves: a refused live edit is reported, never fatal (the
+    last good version keeps serving)."""
     try:
-        load_prompts()
+        catalogs = list(load_prompts())
     except Exception as exc:  # the app refuses to start on a bad template; this is belt and braces
         return Check(False, f"templates cannot be loaded: {exc}")
-    # No path: readiness is open, and file paths tell an attacker about the machine.
-    return Check(True, "templates loaded")
+    return Check(True, "; ".join(prompt_set_lines(catalogs)) or "no prompt sets")
 
 
 def check_sd(settings: Settings, images: object) -> Check:
@@ -95,7 +110,7 @@ class Readiness:
 
     settings: Settings
     repository: ExperimentRepository
-    load_prompts: Callable[[], object]
+    load_prompts: Callable[[], Iterable[object]]
     images: object
 
     async def check(self) -> tuple[bool, dict[str, Check]]:

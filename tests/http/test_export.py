@@ -105,6 +105,9 @@ def test_the_archive_holds_every_table_file_and_picture(study: TestClient[Any]) 
         assert row["file"] in names and archive.read(row["file"]).startswith(b"\x89PNG")
     steps = _rows(archive, "text_steps.csv")
     assert all(row["template"].endswith(".txt") and row["template_version"] for row in steps)
+    # One set version for every step and picture of a study made without edits.
+    versions = {row["prompt_set_version"] for row in steps + images}
+    assert len(versions) == 1 and len(versions.pop()) == 16
     for generation in generations:
         record = json.loads(archive.read(f"records/{generation['generation_id']}.json"))
         pictures = [step for step in record["imageSteps"] if not step["error"]]

@@ -84,6 +84,9 @@ def test_records_show_every_step_and_link_their_images(research_client: TestClie
         step["template"] == step["name"] + ".txt" and len(step["templateVersion"]) == 16
         for step in record["textSteps"]
     )
+    serving = client.app.state["container"].prompts().set_version
+    for step in record["textSteps"] + record["imageSteps"]:
+        assert step["promptSetVersion"] == serving
     assert len(record["imageSteps"]) == 2
     for step in record["imageSteps"]:
         assert step["template"] == "paint/images/scene" and step["templateVersion"]

@@ -122,6 +122,7 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
                 ("伞", "杯"),
                 template="paint/rapid_divergence/products.txt",
                 template_version="0123456789abcdef",
+                prompt_set_version="00aa11bb22cc33dd",
             ),
         ),
         image_steps=(
@@ -136,6 +137,7 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
                 model="sdxl",
                 template="paint/images/scene",
                 template_version="fedcba9876543210",
+                prompt_set_version="00aa11bb22cc33dd",
             ),
             ImageStep("scene", "a cafe", "text", at, at, error="timeout"),
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from adapters.filesystem_prompts import FilesystemPromptCatalog
@@ -12,9 +14,13 @@ from entrypoints.settings import REPO_ROOT
 from tests.unit.fakes import FakeImageGenerator, RecordingTextGenerator, TickingClock
 
 
+def catalog_of(directory: Path) -> FilesystemPromptCatalog:
+    return FilesystemPromptCatalog(directory, TEXT_STEPS, IMAGE_KINDS, IMAGE_POSITIVE)
+
+
 @pytest.fixture(scope="session")
 def prompts() -> FilesystemPromptCatalog:
-    return FilesystemPromptCatalog(REPO_ROOT / "prompts", TEXT_STEPS, IMAGE_KINDS, IMAGE_POSITIVE)
+    return catalog_of(REPO_ROOT / "prompts")
 
 
 @pytest.fixture

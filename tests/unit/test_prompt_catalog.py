@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,24 +9,14 @@ import pytest
 from adapters.filesystem_prompts import FilesystemPromptCatalog, TemplateError
 from application.steps import (
     IMAGE_KINDS,
-    IMAGE_POSITIVE,
     PRODUCT_IMAGES,
     SCENE_IMAGES,
     TEXT_STEPS,
     StepSpec,
 )
-from entrypoints.settings import REPO_ROOT
+from tests.unit.conftest import catalog_of
 
-
-def _catalog(directory: Path) -> FilesystemPromptCatalog:
-    return FilesystemPromptCatalog(directory, TEXT_STEPS, IMAGE_KINDS, IMAGE_POSITIVE)
-
-
-@pytest.fixture
-def prompt_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "prompts"
-    shutil.copytree(REPO_ROOT / "prompts", target)
-    return target
+_catalog = catalog_of
 
 
 @pytest.mark.parametrize("spec", TEXT_STEPS, ids=lambda spec: spec.key)

@@ -307,7 +307,9 @@ async def test_every_step_records_its_template_and_version(
     for step in record.text_steps:
         version = prompts.version(step.name)
         assert (step.template, step.template_version) == (version.path, version.digest)
+        assert step.prompt_set_version == prompts.set_version
     scene = prompts.image_template(SCENE_IMAGES).version
     assert scene is not None and len(record.image_steps) == 2
     for image in record.image_steps:
         assert (image.template, image.template_version) == (scene.path, scene.digest)
+        assert image.prompt_set_version == prompts.set_version
