@@ -166,7 +166,7 @@ class DemoTextGenerator(TextGenerator):
     async def complete(self, request: TextRequest) -> TextAnswer:
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
-        return TextAnswer(text="#".join(self._items(request)), model="demo")
+        return TextAnswer(text="#".join(self._items(request)), model=request.model or "demo")
 
     def _items(self, request: TextRequest) -> list[str]:
         rng = _rng(request)

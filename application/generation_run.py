@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from application.concurrency import run_all
 from application.ports import (
@@ -24,6 +24,7 @@ from application.ports import (
     TextRequest,
 )
 from application.steps import StepSpec
+from domain.attribution import AttributedBy, Attribution
 from domain.errors import InsPilotError, ModelAnswerInvalid
 from domain.experiment import OPEN_ROSTER, Roster, new_id
 from domain.generation import (
@@ -38,6 +39,9 @@ from domain.generation import (
 from domain.listparse import ListMismatch, parse_list
 from domain.progress import ImageProgress, ProgressEvent, StepProgress, StepStatus
 from domain.stimuli import Shown
+
+if TYPE_CHECKING:
+    from application.attribution import Attributor, RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ class ModelGateway:
         observers: Sequence[GenerationObserver] = (),
         request_id: Callable[[], str | None] = lambda: None,
         roster: Roster = OPEN_ROSTER,
+        attributor: Attributor | None = None,
+        context: RunContext | None = None,
     ) -> None:
         self.text = text
         self.images = images
@@ -83,6 +89,48 @@ class ModelGateway:
         # record links to the request's log lines without the core knowing about HTTP.
         self.request_id = request_id
         self.roster = roster
+        # Who the runs belong to and which condition they run in; None: nobody, default.
+        self.context = context
+        self.attributor = attributor
+        self._late_checks: set[asyncio.Task[None]] = set()
+
+    def bound(self, context: RunContext) -> ModelGateway:
+        """The gateway for one request: its participant and its condition's prompt set,
+        text model and image options."""
+        gateway = ModelGateway(
+            self.text,
+            self.images,
+            context.condition.prompts,
+            self.repository,
+            self.clock,
+            self.list_attempts,
+            self.observers,
+            self.request_id,
+            self.roster,
+            self.attributor,
+            context,
+        )
+        gateway._late_checks = self._late_checks
+        return gateway
+
+    def look_again_later(self, record: GenerationRecord) -> None:
+        """A record that ran unattributed: its evidence is judged again once it is queued,
+        off the reply's path, in case a save arrived while it ran."""
+        if self.attributor is None or record.username is not None or record.evidence.empty:
+            return
+        task = asyncio.create_task(self._look_again(record))
+        self._late_checks.add(task)
+        task.add_done_callback(self._late_checks.discard)
+
+    async def _look_again(self, record: GenerationRecord) -> None:
+        assert self.attributor is not None
+        try:
+            found = await self.attributor.by_evidence(record.evidence)
+            if found.participant is not None:
+                late = replace(found, at=self.clock.now())
+                await self.repository.attribute_generation(record.id, late)
+        except InsPilotError as exc:
+            logger.warning("attribution of %s after its run failed: %s", record.id, exc.message)
 
     def notify(self, event: Callable[[GenerationObserver], None]) -> None:
         """Tell every observer; monitoring must never fail a participant's run."""
@@ -107,6 +155,8 @@ class ModelGateway:
         """
         if username is not None:
             self.roster.check(username)
+        if username is None and self.context is not None:
+            username = self.context.attribution.participant
         return GenerationRun(self, pipeline, inputs, username, progress=progress, images=images)
 
 
@@ -161,6 +211,10 @@ class GenerationRun:
 
     async def _save(self, exc: BaseException | None) -> None:
         outcome, error = _ending(exc)
+        context = self._gateway.context
+        attribution = context.attribution if context is not None else Attribution()
+        if self._username is not None and attribution.participant != self._username:
+            attribution = Attribution(self._username, AttributedBy.USERNAME)
         record = GenerationRecord(
             pipeline=self._pipeline,
             inputs=self._inputs,
@@ -175,11 +229,14 @@ class GenerationRun:
             username=self._username,
             id=self.id,
             request_id=self._request_id,
+            attributed_by=attribution.by,
+            **_condition_fields(context),
             source=self._source,
             stimuli=self.stimuli if exc is None else (),
         )
         self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)
+        self._gateway.look_again_later(record)
 
     async def ask_list(
         self,
@@ -196,12 +253,15 @@ class GenerationRun:
         gateway = self._gateway
         prompt = self._prompts.render(spec.key, variables)
         version = self._prompts.version(spec.key)
+        condition = gateway.context.condition if gateway.context is not None else None
         request = TextRequest(
             step=spec.key,
             prompt=prompt,
             expected_count=expected,
             images=tuple(images),
             options=tuple(options),
+            model=condition.text_model if condition is not None else None,
+            endpoints=condition.text_endpoints if condition is not None else (),
         )
         fit = reconcile or (lambda answer: parse_list(answer, expected))
         mismatch: ListMismatch | None = None
@@ -251,7 +311,11 @@ class GenerationRun:
 
     async def render_images(self, kind: str, prompts: Sequence[str]) -> list[ImageStep]:
         """Render one image per prompt, all at once; any failure fails the whole set."""
-        template = self._prompts.image_template(kind)
+        gateway = self._gateway
+        if gateway.context is not None:
+            template = gateway.context.condition.image_template(self._prompts, kind)
+        else:
+            template = self._prompts.image_template(kind)
         self._images_asked += len(prompts)
         return await run_all(
             self._render_one(kind, template.request_for(p), template.version) for p in prompts
@@ -299,6 +363,16 @@ class GenerationRun:
         total = max(self._images_expected, self._images_asked)
         self._progress(ImageProgress(self._images_done, total))
         return step
+
+
+def _condition_fields(context: RunContext | None) -> dict[str, Any]:
+    if context is None:
+        return {}
+    return {
+        "condition": context.condition.name,
+        "condition_by": context.condition_by,
+        "evidence": context.evidence,
+    }
 
 
 def _ending(exc: BaseException | None) -> tuple[Outcome, str | None]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from string import Template
 from typing import Any, Protocol, runtime_checkable
 
-from domain.experiment import Experiment, Stage
+from domain.attribution import Attribution, Evidence
+from domain.experiment import ConditionMove, Experiment, Stage
 from domain.generation import GenerationRecord, Pipeline
 
 
@@ -20,7 +21,8 @@ class TextRequest:
     answer in kind; `expected_count` is how many `#`-separated items the step wants;
     `options`, when set, are the only acceptable items (a choice among known names),
     so an adapter can constrain the answer and an offline one can pick among them.
-    `images` are data URIs for vision steps.
+    `images` are data URIs for vision steps. `model` and `endpoints`, when set, come from
+    the run's study condition and the adapter must honour them.
     """
 
     step: str
@@ -28,6 +30,10 @@ class TextRequest:
     expected_count: int
     images: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
+    # A study condition's text model (deployment or model name) and the endpoints it may
+    # use; empty: the adapter's own configuration.
+    model: str | None = None
+    endpoints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class ParticipantSummary:
     generations: int = 0
     failures: int = 0
     last_generation_at: datetime | None = None
+    condition: str | None = None
 
     @property
     def last_activity(self) -> datetime | None:
@@ -113,6 +120,7 @@ class StudyFilter:
     usernames: frozenset[str] | None = None
     since: datetime | None = None
     until: datetime | None = None
+    conditions: frozenset[str] | None = None
 
     def _in_window(self, at: datetime | None) -> bool:
         if at is None:
@@ -121,12 +129,16 @@ class StudyFilter:
 
     def admits_session(self, experiment: Experiment) -> bool:
         return (
-            self.usernames is None or experiment.username in self.usernames
-        ) and self._in_window(experiment.updated_at)
+            (self.usernames is None or experiment.username in self.usernames)
+            and (self.conditions is None or experiment.condition in self.conditions)
+            and self._in_window(experiment.updated_at)
+        )
 
     def admits_record(self, record: GenerationRecord) -> bool:
-        return (self.usernames is None or record.username in self.usernames) and self._in_window(
-            record.started_at
+        return (
+            (self.usernames is None or record.username in self.usernames)
+            and (self.conditions is None or record.condition in self.conditions)
+            and self._in_window(record.started_at)
         )
 
 
@@ -151,7 +163,12 @@ class ExperimentRepository(Protocol):
     ) -> GenerationRecord | None: ...
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+        self,
+        username: str | None = None,
+        limit: int = 100,
+        *,
+        with_images: bool = True,
+        condition: str | None = None,
     ) -> Sequence[GenerationRecord]:
         """Newest first; without images (`image` None) the listing stays light."""
         ...
@@ -171,6 +188,58 @@ class ExperimentRepository(Protocol):
     def iter_generations(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
         """The chosen records oldest first, without image bytes, loaded one at a time."""
         ...
+
+    # -- attribution: every lookup goes through an index, never a scan ------------------
+
+    async def participants_with_sketches(self, keys: Collection[str]) -> set[str]:
+        """Participants whose saved session holds a sketch with one of these keys."""
+        ...
+
+    async def participants_with_texts(self, keys: Collection[str]) -> set[str]:
+        """Participants whose saved session holds a scheme with one of these notes keys."""
+        ...
+
+    async def note_address(self, username: str, address: str, at: datetime) -> None:
+        """`username` started or saved from `address` at `at` (address attribution only)."""
+        ...
+
+    async def participants_at_address(self, address: str, since: datetime) -> set[str]:
+        """Participants seen at `address` since `since`."""
+        ...
+
+    async def unattributed_generations(
+        self, since: datetime, evidence: Evidence
+    ) -> Sequence[tuple[str, Evidence]]:
+        """Ids and evidence of records without a participant started since `since` that
+        share a sketch key, a notes key or the address with `evidence`."""
+        ...
+
+    async def attribute_generation(self, record_id: str, attribution: Attribution) -> bool:
+        """Name the participant of a record that has none; False if it had one already."""
+        ...
+
+    # -- study conditions ------------------------------------------------------------------
+
+    async def set_condition(self, username: str, condition: str) -> bool:
+        """Give a started participant without a condition their first one; False when
+        they had one already (it is kept)."""
+        ...
+
+    async def condition_of(self, username: str) -> str | None:
+        """The participant's stored condition, read without loading their sketches."""
+        ...
+
+    async def move_condition(self, username: str, move: ConditionMove) -> None:
+        """Move a participant to another condition, keeping the move in the session;
+        NotFound for a participant never started."""
+        ...
+
+    async def take_condition_place(self, study: str, conditions: Sequence[str]) -> str:
+        """A place in the condition with the fewest participants (ties: first declared),
+        atomically: concurrent callers never both take the last place of one condition."""
+        ...
+
+    async def give_back_condition_place(self, study: str, condition: str) -> None: ...
 
 
 @dataclass(frozen=True)

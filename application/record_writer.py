@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import replace
+from datetime import datetime
 
 from application.ports import ExperimentRepository, Lifecycle, ParticipantSummary, StudyFilter
+from domain.attribution import Attribution, Evidence
 from domain.errors import InsPilotError
-from domain.experiment import Experiment
+from domain.experiment import ConditionMove, Experiment
 from domain.generation import GenerationRecord
 
 logger = logging.getLogger("inspilot.records")
@@ -117,14 +120,28 @@ class RecordWriter(ExperimentRepository):
     async def _work(self) -> None:
         assert self._queue is not None
         while True:
-            record = await self._queue.get()
+            queued = await self._queue.get()
+            # The newest version: a save may have named its participant while it waited.
+            record = self._pending.get(queued.id, queued)
             try:
                 await self._write(record)
+                await self._write_late_attribution(record)
             finally:
                 self._pending.pop(record.id, None)
                 self._queue.task_done()
                 # Else this idle worker would keep the last record's pictures alive.
-                del record
+                del record, queued
+
+    async def _write_late_attribution(self, written: GenerationRecord) -> None:
+        """A participant named while the record was being written goes to the store too."""
+        latest = self._pending.get(written.id)
+        if latest is None or latest is written or latest.username is None:
+            return
+        attribution = Attribution(latest.username, latest.attributed_by, latest.attributed_at)
+        try:
+            await self._store.attribute_generation(written.id, attribution)
+        except InsPilotError as exc:
+            logger.warning("records: attributing %s failed: %s", written.id, exc)
 
     async def _write(self, record: GenerationRecord) -> None:
         delay = self._retry[0]
@@ -161,14 +178,22 @@ class RecordWriter(ExperimentRepository):
         return await self._store.get_generation(record_id, with_images=with_images)
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+        self,
+        username: str | None = None,
+        limit: int = 100,
+        *,
+        with_images: bool = True,
+        condition: str | None = None,
     ) -> Sequence[GenerationRecord]:
         waiting = [
             record
             for record in list(self._pending.values())
-            if username is None or record.username == username
+            if (username is None or record.username == username)
+            and (condition is None or record.condition == condition)
         ]
-        stored = await self._store.list_generations(username, limit, with_images=with_images)
+        stored = await self._store.list_generations(
+            username, limit, with_images=with_images, condition=condition
+        )
         if not waiting:
             return stored
         seen = {record.id for record in stored}
@@ -212,3 +237,57 @@ class RecordWriter(ExperimentRepository):
         for record in sorted(waiting, key=lambda record: record.started_at):
             if study.admits_record(record):
                 yield record.without_images()
+
+    # -- attribution and conditions: records still queued are attributed in the queue ----
+
+    async def participants_with_sketches(self, keys: Collection[str]) -> set[str]:
+        return await self._store.participants_with_sketches(keys)
+
+    async def participants_with_texts(self, keys: Collection[str]) -> set[str]:
+        return await self._store.participants_with_texts(keys)
+
+    async def note_address(self, username: str, address: str, at: datetime) -> None:
+        await self._store.note_address(username, address, at)
+
+    async def participants_at_address(self, address: str, since: datetime) -> set[str]:
+        return await self._store.participants_at_address(address, since)
+
+    async def unattributed_generations(
+        self, since: datetime, evidence: Evidence
+    ) -> Sequence[tuple[str, Evidence]]:
+        stored = list(await self._store.unattributed_generations(since, evidence))
+        seen = {record_id for record_id, _ in stored}
+        for record in list(self._pending.values()):
+            fits = record.username is None and record.started_at >= since
+            if fits and record.id not in seen and record.evidence.shares_with(evidence):
+                stored.append((record.id, record.evidence))
+        return stored
+
+    async def attribute_generation(self, record_id: str, attribution: Attribution) -> bool:
+        pending = self._pending.get(record_id)
+        if pending is not None:
+            if pending.username is not None:
+                return False
+            self._pending[record_id] = replace(
+                pending,
+                username=attribution.participant,
+                attributed_by=attribution.by,
+                attributed_at=attribution.at,
+            )
+            return True
+        return await self._store.attribute_generation(record_id, attribution)
+
+    async def set_condition(self, username: str, condition: str) -> bool:
+        return await self._store.set_condition(username, condition)
+
+    async def condition_of(self, username: str) -> str | None:
+        return await self._store.condition_of(username)
+
+    async def move_condition(self, username: str, move: ConditionMove) -> None:
+        await self._store.move_condition(username, move)
+
+    async def take_condition_place(self, study: str, conditions: Sequence[str]) -> str:
+        return await self._store.take_condition_place(study, conditions)
+
+    async def give_back_condition_place(self, study: str, condition: str) -> None:
+        await self._store.give_back_condition_place(study, condition)

@@ -69,6 +69,15 @@ def check_stage(value: object, field_name: str = "currentStage") -> Stage:
 
 
 @dataclass(frozen=True)
+class ConditionMove:
+    """A researcher moved a participant from one study condition to another."""
+
+    from_condition: str | None
+    to_condition: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Experiment:
     """One participant's session; schemes are stored and returned untouched."""
 
@@ -81,6 +90,10 @@ class Experiment:
     )
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The study condition, set once when the participant is first started (or moved by a
+    # researcher); saves never change it.
+    condition: str | None = None
+    condition_moves: tuple[ConditionMove, ...] = ()
 
     def __post_init__(self) -> None:
         check_username(self.username)
@@ -120,19 +133,32 @@ class Roster:
     """The study's participants; an open roster (None) admits any username.
 
     A stranger who finds the URL must neither create sessions nor read a participant's
-    sketches, so a closed roster is checked before anything is read or stored.
+    sketches, so a closed roster is checked before anything is read or stored. A roster
+    file may also give each participant's study condition (`username,condition`).
     """
 
     usernames: frozenset[str] | None = None
+    conditions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, usernames: Iterable[str]) -> Roster:
-        names = frozenset(check_username(name) for name in usernames)
-        return cls(names or None)
+    def of(cls, entries: Iterable[str]) -> Roster:
+        """From `username` or `username,condition` entries."""
+        names: set[str] = set()
+        conditions: dict[str, str] = {}
+        for entry in entries:
+            name, _, condition = entry.partition(",")
+            username = check_username(name)
+            names.add(username)
+            if condition.strip():
+                conditions[username] = condition.strip()
+        return cls(frozenset(names) or None, conditions)
 
     def check(self, username: str) -> None:
         if self.usernames is not None and username not in self.usernames:
             raise NotPermitted("username: not in this study's roster")
+
+    def condition_of(self, username: str) -> str | None:
+        return self.conditions.get(username)
 
 
 OPEN_ROSTER = Roster()

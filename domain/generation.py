@@ -8,8 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.attribution import AttributedBy, ConditionBy, Evidence
 from domain.experiment import new_id
 from domain.stimuli import Shown
+
+DEFAULT_CONDITION = "default"
 
 
 class Pipeline(StrEnum):
@@ -161,6 +164,19 @@ class GenerationRecord:
     source: Source | None = None
     # What the reply showed, in order (empty for a failed run and for older records).
     stimuli: tuple[Shown, ...] = ()
+    # `username` is the participant the record belongs to: named by the request, or
+    # attributed by a rule (`attributed_by`); `attributed_at` when named after the run.
+    attributed_by: AttributedBy | None = None
+    attributed_at: datetime | None = None
+    # The study condition it ran in, and why that one.
+    condition: str = DEFAULT_CONDITION
+    condition_by: ConditionBy = ConditionBy.DEFAULT
+    # What may still name the participant later (sketch and notes keys, client address).
+    evidence: Evidence = field(default_factory=Evidence)
+
+    @property
+    def participant(self) -> str | None:
+        return self.username
 
     @property
     def duration_s(self) -> float:

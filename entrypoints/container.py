@@ -12,12 +12,14 @@ from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.prompt_watcher import PromptWatcher
 from adapters.system_clock import SystemClock
+from application.attribution import Attributor, RunContexts
 from application.generation_run import ModelGateway
 from application.job_board import OrphanRecorder
 from application.jobs import JobService
 from application.monitoring import RunMonitor
 from application.record_writer import RecordWriter
 from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
+from application.study import ConditionAssigner, MoveParticipant
 from application.use_cases.research import (
     GetGeneration,
     GetGenerationImage,
@@ -27,12 +29,15 @@ from application.use_cases.research import (
 from application.use_cases.sessions import SaveSession, StartSession
 from domain.experiment import Roster
 from entrypoints import adapter_builders
+from entrypoints.http.client import ClientView
+from entrypoints.http.participant_cookie import ParticipantCookies
 from entrypoints.observability.health import Readiness
 from entrypoints.observability.logs import current_request_id
 from entrypoints.observability.metrics import MetricsExposition, ServiceMetrics
 from entrypoints.observability.sources import MonitoredAdapters
-from entrypoints.pipelines.registry import PIPELINES
+from entrypoints.secret_key import signing_key
 from entrypoints.settings import Settings
+from entrypoints.study_file import load_study, served_prompt_sets
 
 
 def _present_job_result(job: Any) -> Any:
@@ -43,12 +48,9 @@ def _present_job_result(job: Any) -> Any:
     return present_result(job)
 
 
-def _pipeline_use_cases(gateway: providers.Provider[Any]) -> dict[str, providers.Provider[Any]]:
-    """One use case factory per registered generation kind, keyed by its name."""
-    return {
-        entry.pipeline.value: providers.Factory(entry.use_case, gateway=gateway)
-        for entry in PIPELINES
-    }
+def _cookie_key(settings: Settings) -> bytes:
+    ephemeral = settings.storage_backend == "memory"
+    return signing_key(settings.secret_key, settings.data_dir, ephemeral=ephemeral)
 
 
 class Container(containers.DeclarativeContainer):
@@ -65,8 +67,11 @@ class Container(containers.DeclarativeContainer):
         positive_spec=IMAGE_POSITIVE,
     )
 
-    # Every prompt set the service serves, for the watcher, readiness and the dashboard.
-    prompt_catalogs = providers.List(prompts)
+    # The study: its conditions, each prompt set checked when it is built.
+    study = providers.Singleton(load_study, settings, prompts)
+    # Every prompt set the service serves (each condition's, once), for the watcher,
+    # readiness and the dashboard.
+    prompt_catalogs = providers.Callable(served_prompt_sets, study)
     prompt_watcher = providers.Singleton(
         PromptWatcher,
         catalogs=prompt_catalogs,
@@ -122,6 +127,28 @@ class Container(containers.DeclarativeContainer):
     # tests set it after building the container.
     research_token = providers.Callable(str, config.research_token)
 
+    # Participants and conditions: the attribution rules, the assignment of first starts.
+    attributor = providers.Singleton(
+        Attributor,
+        repository=repository,
+        clock=clock,
+        by_address=config.attribute_by_address,
+        window_s=config.attribution_window_s,
+    )
+    assigner = providers.Singleton(
+        ConditionAssigner, study=study, repository=repository, roster=roster
+    )
+    run_contexts = providers.Singleton(
+        RunContexts, study=study, attributor=attributor, repository=repository
+    )
+    participant_cookies = providers.Singleton(
+        ParticipantCookies, providers.Callable(_cookie_key, settings)
+    )
+    client_view = providers.Singleton(ClientView, config.trusted_proxies)
+    move_participant = providers.Factory(
+        MoveParticipant, study=study, repository=repository, clock=clock
+    )
+
     gateway = providers.Singleton(
         ModelGateway,
         text=text_generator,
@@ -133,13 +160,20 @@ class Container(containers.DeclarativeContainer):
         observers=providers.List(metrics, run_monitor),
         request_id=providers.Object(current_request_id),
         roster=roster,
+        attributor=attributor,
     )
 
     start_session = providers.Factory(
-        StartSession, repository=repository, clock=clock, roster=roster
+        StartSession,
+        repository=repository,
+        clock=clock,
+        roster=roster,
+        assigner=assigner,
+        attributor=attributor,
     )
-    save_session = providers.Factory(SaveSession, repository=repository, clock=clock, roster=roster)
-    pipelines = providers.Dict(_pipeline_use_cases(gateway))
+    save_session = providers.Factory(
+        SaveSession, repository=repository, clock=clock, roster=roster, attributor=attributor
+    )
     job_board: providers.Provider[Any] = providers.Selector(
         config.jobs_backend,
         memory=providers.Object(None),

@@ -74,6 +74,12 @@ def add_pipelines(parser: argparse.ArgumentParser) -> None:
             else:
                 command.add_argument(option, required=required)
         command.add_argument("--username", default=None, help="recorded with the generation")
+        command.add_argument(
+            "--condition",
+            default=None,
+            help="the study condition to run in (default: the "
+            "participant's, else the study's first)",
+        )
         command.add_argument("--out", required=True, type=Path, help="folder for the result")
 
 
@@ -196,7 +202,10 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
     # The run's record carries a request id like any other, to find its log lines.
     request_id_var.set(f"cli-{new_id()}")
     async with running(container):
-        use_case = container.pipelines()[entry.pipeline.value]
+        context = await container.run_contexts().for_request(
+            username=args.username, evidence=entry.evidence(inputs), condition=args.condition
+        )
+        use_case = entry.use_case(container.gateway().bound(context))
         job = container.jobs().submit(
             entry.pipeline,
             args.username,

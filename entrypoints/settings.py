@@ -7,6 +7,7 @@ wins. A wrong value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -114,10 +115,21 @@ def _roster(raw: str) -> tuple[str, ...]:
     names = _participants(raw)
     for name in names:
         try:
-            check_username(name)
+            # A roster file's line may name the condition too: `username,condition`.
+            check_username(name.partition(",")[0])
         except InvalidInput as exc:
             raise ValueError(f"entry {name!r}: {exc.rule}") from None
     return names
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    entries = _list(raw)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"entry {entry!r} is not an IP address or network") from None
+    return entries
 
 
 def _log_level(raw: str) -> str:
@@ -302,7 +314,40 @@ class Settings:
         "",
         _roster,
         "The study's roster: comma-separated usernames, or @path to a file with one per line "
+        '(`username,condition` with `assignment = "roster"` in the study file) '
         "(empty: any username).",
+    )
+    # -- participants and conditions (issue 13) --
+    study_file: str = _setting(
+        "",
+        _text,
+        "TOML file declaring the study's conditions and their assignment (empty: one "
+        "condition, `default`, on the prompts directory). See docs/study.md.",
+    )
+    secret_key: str = _setting(
+        "",
+        _text,
+        "Key that signs the participant cookie (empty: one is generated once and kept in "
+        "the data directory as `secret-key`, mode 0600).",
+        secret=True,
+    )
+    attribute_by_address: bool = _setting(
+        "false",
+        _flag,
+        "Attribute a generation to the only participant whose start or save came from the "
+        "same client address within the window (a lab with one computer per participant).",
+    )
+    attribution_window_s: float = _setting(
+        "14400",
+        _positive_float,
+        "Seconds an address is remembered, and an unattributed generation is looked at again "
+        "when a save arrives.",
+    )
+    trusted_proxies: tuple[str, ...] = _setting(
+        "",
+        _networks,
+        "Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed.",
     )
     # Generation jobs (/api/v1/jobs and `inspilot generate`).
     job_ttl_s: float = _setting(

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from domain.attribution import AttributedBy, ConditionBy, Evidence
 from domain.errors import StorageError
-from domain.experiment import SCHEME_STAGES, Experiment, Scheme, Stage
+from domain.experiment import SCHEME_STAGES, ConditionMove, Experiment, Scheme, Stage
 from domain.generation import (
+    DEFAULT_CONDITION,
     GenerationRecord,
     ImageStep,
     Outcome,
@@ -142,8 +144,16 @@ def encode_session_state(experiment: Experiment) -> tuple[Document, BlobPlan]:
         "design_task": experiment.design_task,
         "updated_at": experiment.updated_at,
         "schemes": schemes,
+        # Indexed: a type 3 `/generate` names its participant by notes equal to a scheme's.
+        # (Sketches need no field of their own: their blob hashes are in `blobs`.)
+        "text_keys": text_keys(experiment),
     }
     return state, plan
+
+
+def text_keys(experiment: Experiment) -> list[str]:
+    schemes = (s for stage in SCHEME_STAGES for s in experiment.schemes_of(stage))
+    return sorted(Evidence.of_schemes(schemes).texts)
 
 
 def new_session_document(experiment: Experiment) -> tuple[Document, BlobPlan]:
@@ -154,9 +164,15 @@ def new_session_document(experiment: Experiment) -> tuple[Document, BlobPlan]:
         "created_at": experiment.created_at,
         "revision": 0,
         "save_seq": 0,
+        "condition": experiment.condition,
+        "condition_moves": [],
         **state,
     }
     return document, plan
+
+
+def encode_move(move: ConditionMove) -> Document:
+    return {"from": move.from_condition, "to": move.to_condition, "at": move.at}
 
 
 def decode_session(document: Mapping[str, Any], files: Mapping[str, bytes]) -> Experiment:
@@ -173,6 +189,11 @@ def decode_session(document: Mapping[str, Any], files: Mapping[str, bytes]) -> E
         schemes=schemes,
         created_at=document.get("created_at"),
         updated_at=document.get("updated_at"),
+        condition=document.get("condition"),
+        condition_moves=tuple(
+            ConditionMove(move.get("from"), move["to"], move["at"])
+            for move in document.get("condition_moves", [])
+        ),
     )
 
 
@@ -252,8 +273,30 @@ def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
         "result": plan.ref(dump_json(record.result, lenient=True), "generation-json"),
         "text_steps": text_steps,
         "image_steps": image_steps,
+        "attributed_by": None if record.attributed_by is None else record.attributed_by.value,
+        "attributed_at": record.attributed_at,
+        "condition": record.condition,
+        "condition_by": record.condition_by.value,
+        "evidence": encode_evidence(record.evidence),
     }
     return document, plan
+
+
+def encode_evidence(evidence: Evidence) -> Document:
+    return {
+        "sketches": sorted(evidence.sketches),
+        "texts": sorted(evidence.texts),
+        "address": evidence.address,
+    }
+
+
+def decode_evidence(document: Mapping[str, Any] | None) -> Evidence:
+    document = document or {}
+    return Evidence(
+        frozenset(document.get("sketches", ())),
+        frozenset(document.get("texts", ())),
+        document.get("address"),
+    )
 
 
 def without_images(document: Mapping[str, Any]) -> Document:
@@ -306,4 +349,9 @@ def decode_generation(document: Mapping[str, Any], files: Mapping[str, bytes]) -
         text_steps=text_steps,
         image_steps=image_steps,
         stimuli=tuple(Shown(**shown) for shown in document.get("stimuli", [])),
+        attributed_by=AttributedBy(by) if (by := document.get("attributed_by")) else None,
+        attributed_at=document.get("attributed_at"),
+        condition=document.get("condition") or DEFAULT_CONDITION,
+        condition_by=ConditionBy(document.get("condition_by") or ConditionBy.DEFAULT),
+        evidence=decode_evidence(document.get("evidence")),
     )

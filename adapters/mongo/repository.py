@@ -7,9 +7,9 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson.errors import BSONError
@@ -26,14 +26,16 @@ from adapters.mongo.research_queries import (
     participant_summaries,
 )
 from adapters.mongo.sessions import SessionStore
+from adapters.mongo.study_store import StudyStore
 from application.ports import (
     ExperimentRepository,
     ParticipantSummary,
     StorageProbe,
     StudyFilter,
 )
+from domain.attribution import Attribution, Evidence
 from domain.errors import StorageError
-from domain.experiment import Experiment
+from domain.experiment import ConditionMove, Experiment
 from domain.generation import GenerationRecord
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
         self._db: AsyncDatabase[dict[str, Any]] | None = None
         self._blob_store: BlobStore | None = None
         self._session_store: SessionStore | None = None
+        self._study_store: StudyStore | None = None
 
     @property
     def uri(self) -> str:
@@ -120,6 +123,7 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
             ) from exc
         self._blob_store = BlobStore(self._db)
         self._session_store = SessionStore(self._db["sessions"], self._blob_store)
+        self._study_store = StudyStore(self._db)
         try:
             with storage_errors("creating indexes"):
                 await self._sessions.create_index("username", unique=True)
@@ -130,6 +134,7 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
                 await self._generations.create_index([("started_at", DESCENDING)])
                 await self._generations.create_index("blobs")
                 await self._blob_store.create_indexes()
+                await self._study_store.create_indexes()
         except BaseException:
             await self.close()
             raise
@@ -143,6 +148,7 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
                 await sweeper
         client, self._client, self._db = self._client, None, None
         self._blob_store = self._session_store = None
+        self._study_store = None
         if client is not None:
             await client.close()
 
@@ -182,6 +188,12 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
         if self._session_store is None:
             raise StorageError("storage: the MongoDB repository is not started")
         return self._session_store
+
+    @property
+    def _study(self) -> StudyStore:
+        if self._study_store is None:
+            raise StorageError("storage: the MongoDB repository is not started")
+        return self._study_store
 
     async def round_trip(self) -> None:
         """A tiny write read back, in its own collection: never touches study data."""
@@ -234,12 +246,19 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
             return records[0] if records else None
 
     async def list_generations(
-        self, username: str | None = None, limit: int = 100, *, with_images: bool = True
+        self,
+        username: str | None = None,
+        limit: int = 100,
+        *,
+        with_images: bool = True,
+        condition: str | None = None,
     ) -> Sequence[GenerationRecord]:
         if limit <= 0:
             # MongoDB reads limit 0 as "no limit".
             return []
-        query = {} if username is None else {"username": username}
+        query: dict[str, Any] = {} if username is None else {"username": username}
+        if condition is not None:
+            query["condition"] = condition
         with storage_errors("listing generation records"):
             return await self._load_generations(query, limit, with_images=with_images)
 
@@ -315,3 +334,51 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
         stopped half-way), once they are older than the grace period."""
         with storage_errors("sweeping unreferenced blobs"):
             return await self._blobs.sweep(self._referenced, self._orphan_grace.total_seconds())
+
+    # -- attribution and study conditions (study_store.py) --------------------------------
+
+    async def participants_with_sketches(self, keys: Collection[str]) -> set[str]:
+        with storage_errors("looking up sketches"):
+            return await self._study.participants_with_sketches(keys)
+
+    async def participants_with_texts(self, keys: Collection[str]) -> set[str]:
+        with storage_errors("looking up notes"):
+            return await self._study.participants_with_texts(keys)
+
+    async def note_address(self, username: str, address: str, at: datetime) -> None:
+        with storage_errors("noting a participant's address"):
+            await self._study.note_address(username, address, at)
+
+    async def participants_at_address(self, address: str, since: datetime) -> set[str]:
+        with storage_errors("looking up an address"):
+            return await self._study.participants_at_address(address, since)
+
+    async def unattributed_generations(
+        self, since: datetime, evidence: Evidence
+    ) -> Sequence[tuple[str, Evidence]]:
+        with storage_errors("looking up unattributed generations"):
+            return await self._study.unattributed_generations(since, evidence)
+
+    async def attribute_generation(self, record_id: str, attribution: Attribution) -> bool:
+        with storage_errors(f"attributing generation record {record_id}"):
+            return await self._study.attribute_generation(record_id, attribution)
+
+    async def set_condition(self, username: str, condition: str) -> bool:
+        with storage_errors(f"setting the condition of '{username}'"):
+            return await self._study.set_condition(username, condition)
+
+    async def condition_of(self, username: str) -> str | None:
+        with storage_errors(f"reading the condition of '{username}'"):
+            return await self._study.condition_of(username)
+
+    async def move_condition(self, username: str, move: ConditionMove) -> None:
+        with storage_errors(f"moving '{username}' to condition {move.to_condition}"):
+            await self._study.move_condition(username, move)
+
+    async def take_condition_place(self, study: str, conditions: Sequence[str]) -> str:
+        with storage_errors("assigning a condition"):
+            return await self._study.take_condition_place(study, conditions)
+
+    async def give_back_condition_place(self, study: str, condition: str) -> None:
+        with storage_errors("giving back a condition place"):
+            await self._study.give_back_condition_place(study, condition)

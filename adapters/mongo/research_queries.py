@@ -15,11 +15,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from application.ports import ParticipantSummary, StudyFilter
 from domain.experiment import Stage
-from domain.generation import Outcome
+from domain.generation import DEFAULT_CONDITION, Outcome
 
 Collection = AsyncCollection[dict[str, Any]]
 
-_SESSION_FIELDS = {"username": 1, "current_stage": 1, "design_task": 1}
+_SESSION_FIELDS = {"username": 1, "current_stage": 1, "design_task": 1, "condition": 1}
 _SESSION_TIMES = {"created_at": 1, "updated_at": 1}
 
 
@@ -59,6 +59,7 @@ async def participant_summaries(
                 generations=generated.get(username, 0),
                 failures=failed.get(username, 0),
                 last_generation_at=latest.get(username),
+                condition=session.get("condition"),
             )
         )
     return summaries
@@ -68,6 +69,11 @@ def study_query(study: StudyFilter, time_field: str) -> dict[str, Any]:
     query: dict[str, Any] = {}
     if study.usernames is not None:
         query["username"] = {"$in": sorted(study.usernames)}
+    if study.conditions is not None:
+        wanted: list[str | None] = sorted(study.conditions)
+        if DEFAULT_CONDITION in study.conditions:
+            wanted.append(None)  # written before the service knew conditions
+        query["condition"] = {"$in": wanted}
     window: dict[str, datetime] = {}
     if study.since is not None:
         window["$gte"] = study.since

@@ -55,9 +55,19 @@ class StepCall:
         self._outage: Failure | None = None  # the latest failure that was not a timeout
         self._last: Failure | None = None
         self._where = f"text step '{request.step}'"
+        # A study condition's text model (every step, vision included) and endpoints.
+        self._model = request.model
+        self._only = frozenset(request.endpoints)
 
     async def run(self) -> TextAnswer:
         capable = self._router.capable(self._vision)
+        if self._only:
+            capable = [endpoint for endpoint in capable if endpoint.name in self._only]
+        if not capable and self._only:
+            raise ModelUnavailable(
+                f"{self._where}: none of the condition's text endpoints "
+                f"({', '.join(sorted(self._only))}) can take this step"
+            )
         if not capable:
             raise ModelUnavailable(
                 f"{self._where}: no text endpoint has a vision model; this is a configuration "
@@ -80,7 +90,7 @@ class StepCall:
         self, endpoint: TextEndpoint, capable: list[TextEndpoint]
     ) -> TextAnswer | None:
         self._attempts += 1
-        model = endpoint.model_for(self._vision)
+        model = self._model or endpoint.model_for(self._vision)
         where = self._where = f"text step '{self._step}' on endpoint '{endpoint.name}' ({model})"
         # Leave time for the endpoints not tried yet: a hung one must not take the whole deadline.
         untried = sum(1 for e in capable if e.health.healthy and e.name not in self._failed_here)

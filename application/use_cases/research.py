@@ -30,6 +30,7 @@ class GetSession:
 class ListGenerationsQuery:
     username: str | None = None
     limit: int = 100
+    condition: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LISTED:
@@ -44,7 +45,7 @@ class ListGenerations:
 
     async def execute(self, query: ListGenerationsQuery) -> Sequence[GenerationRecord]:
         return await self._repository.list_generations(
-            query.username, query.limit, with_images=False
+            query.username, query.limit, with_images=False, condition=query.condition
         )
 
 

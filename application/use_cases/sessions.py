@@ -3,33 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from application.attribution import Attributor
 from application.ports import Clock, ExperimentRepository
+from application.study import ConditionAssigner
+from domain.attribution import Evidence
 from domain.errors import NotFound
 from domain.experiment import OPEN_ROSTER, SCHEME_STAGES, Experiment, Roster, Scheme, Stage
 
 
 @dataclass(frozen=True)
 class StartSessionCommand:
+    """`address` is the client's (for address attribution), `prefix` the condition route
+    the request came in on (`/c/{condition}/`), if any."""
+
     username: str
+    address: str | None = None
+    prefix: str | None = None
 
 
 class StartSession:
-    """Returns the participant's session, creating an empty one on the first call."""
+    """Returns the participant's session, creating an empty one on the first call; a
+    participant without a condition is given one, which is then never changed silently."""
 
     def __init__(
-        self, repository: ExperimentRepository, clock: Clock, roster: Roster = OPEN_ROSTER
+        self,
+        repository: ExperimentRepository,
+        clock: Clock,
+        roster: Roster = OPEN_ROSTER,
+        assigner: ConditionAssigner | None = None,
+        attributor: Attributor | None = None,
     ) -> None:
         self._repository = repository
         self._clock = clock
         self._roster = roster
+        self._assigner = assigner
+        self._attributor = attributor
 
     async def execute(self, command: StartSessionCommand) -> Experiment:
         self._roster.check(command.username)
         now = self._clock.now()
         fresh = Experiment(username=command.username, created_at=now, updated_at=now)
-        return await self._repository.get_or_create(fresh)
+        experiment = await self._repository.get_or_create(fresh)
+        if experiment.condition is None and self._assigner is not None:
+            condition = await self._assigner.assign(command.username, command.prefix)
+            experiment = replace(experiment, condition=condition)
+        if self._attributor is not None:
+            await self._attributor.note_address(command.username, command.address)
+        return experiment
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,7 @@ class SaveSessionCommand:
     current_stage: Stage | None = None
     design_task: str | None = None
     schemes: Mapping[Stage, tuple[Scheme, ...]] = field(default_factory=dict)
+    address: str | None = None
 
     @property
     def names_everything(self) -> bool:
@@ -52,16 +75,33 @@ class SaveSessionCommand:
 
 
 class SaveSession:
-    """Saves a started session whole; an unknown participant is NotFound, nothing is created."""
+    """Saves a started session whole; an unknown participant is NotFound, nothing is created.
+
+    Once stored, generations of the attribution window that no rule could name are judged
+    again: the front end asks for stimuli of a sketch before the save that first holds it.
+    """
 
     def __init__(
-        self, repository: ExperimentRepository, clock: Clock, roster: Roster = OPEN_ROSTER
+        self,
+        repository: ExperimentRepository,
+        clock: Clock,
+        roster: Roster = OPEN_ROSTER,
+        attributor: Attributor | None = None,
     ) -> None:
         self._repository = repository
         self._clock = clock
         self._roster = roster
+        self._attributor = attributor
 
     async def execute(self, command: SaveSessionCommand) -> None:
+        await self._save(command)
+        if self._attributor is not None:
+            await self._attributor.note_address(command.username, command.address)
+            address = command.address if self._attributor.by_address else None
+            schemes = (scheme for stage in command.schemes.values() for scheme in stage)
+            await self._attributor.revisit(Evidence.of_schemes(schemes, address))
+
+    async def _save(self, command: SaveSessionCommand) -> None:
         self._roster.check(command.username)
         now = self._clock.now()
         if command.names_everything:

@@ -70,7 +70,10 @@ class ExportProgress:
 
 
 def study_filter(
-    usernames: list[str] | None, since: datetime | None, until: datetime | None
+    usernames: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    conditions: list[str] | None = None,
 ) -> StudyFilter:
     """The export's filters, checked; a time without a zone is taken as UTC."""
 
@@ -83,7 +86,8 @@ def study_filter(
     if since is not None and until is not None and since >= until:
         raise InvalidInput("until", "must be later than since")
     names = frozenset(check_username(name) for name in usernames) if usernames else None
-    return StudyFilter(names, since, until)
+    chosen = frozenset(conditions) if conditions else None
+    return StudyFilter(names, since, until, chosen)
 
 
 def path_part(name: str) -> str:

@@ -37,6 +37,7 @@ SESSIONS = Table(
         ("convergence_schemes", "integer"),
         ("created_at", "datetime"),
         ("updated_at", "datetime"),
+        ("condition", "string"),
     ),
     ("username",),
 )
@@ -61,6 +62,12 @@ GENERATIONS = Table(
         ("scheme_id", "string"),
         ("design_texts", "string"),
         ("sketch_files", "string"),
+        # `username` is the participant, however named; `attributed_by` says how.
+        ("participant", "string"),
+        ("attributed_by", "string"),
+        ("attributed_at", "datetime"),
+        ("condition", "string"),
+        ("condition_by", "string"),
     ),
     ("generation_id",),
 )
@@ -105,6 +112,7 @@ STIMULI = Table(
     (
         ("generation_id", "string"),
         ("username", "string"),
+        ("condition", "string"),
         ("pipeline", "string"),
         ("creative", "integer"),
         ("position", "integer"),
@@ -167,6 +175,7 @@ def session_row(experiment: Experiment) -> list[Any]:
         *counts,
         timestamp(experiment.created_at),
         timestamp(experiment.updated_at),
+        experiment.condition or "",
     ]
 
 
@@ -215,6 +224,11 @@ def generation_row(record: GenerationRecord, images: int, sketch_files: list[str
         _distinct([step.model for step in record.image_steps]),
         images,
         *_inputs_columns(record.inputs if isinstance(record.inputs, dict) else {}, sketch_files),
+        record.participant or "",
+        record.attributed_by.value if record.attributed_by else "",
+        timestamp(record.attributed_at),
+        record.condition,
+        record.condition_by.value,
     ]
 
 
@@ -222,6 +236,7 @@ def stimulus_row(record: GenerationRecord, shown: Shown, files: dict[str, str]) 
     return [
         record.id,
         record.username or "",
+        record.condition,
         record.pipeline.value,
         "" if shown.creative is None else shown.creative,
         shown.position,

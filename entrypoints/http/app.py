@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container, build_container
 from entrypoints.http.access import research_guard
+from entrypoints.http.condition_prefix import ConditionPrefixes
 from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
@@ -35,6 +36,7 @@ def create_app(container: Container | None = None) -> Litestar:
     """
     container = container or build_container()
     container.prompts()  # loads and validates every template now, not on the first request
+    study = container.study()  # and every condition's prompt set
     settings = container.settings()
 
     @asynccontextmanager
@@ -80,7 +82,7 @@ def create_app(container: Container | None = None) -> Litestar:
         logging_config=None,
     )
     # Outermost, around routing and error mapping: unknown routes are observed too.
-    app.asgi_handler = ObservedRequests(
-        app.asgi_handler, container.metrics, access_log=settings.access_log
-    )
+    # Inside the observer, so metrics see the route without the condition prefix.
+    prefixed = ConditionPrefixes(app.asgi_handler, study.names)
+    app.asgi_handler = ObservedRequests(prefixed, container.metrics, access_log=settings.access_log)
     return app

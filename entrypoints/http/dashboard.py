@@ -21,6 +21,7 @@ from application.ports import ExperimentRepository
 from domain.experiment import check_username
 from entrypoints.http.access import COOKIE, OFF_MESSAGE, cookie_holds_token, matches
 from entrypoints.http.dashboard_views import (
+    condition_counts,
     generation_view,
     now_panel,
     participant_rows,
@@ -98,6 +99,7 @@ class DashboardController(Controller):
         return _page(
             "index",
             participants=participant_rows(participants),
+            conditions=condition_counts(participants),
             recent=[generation_view(record) for record in recent],
             prompt_sets=prompt_set_views(prompt_catalogs),
         )

@@ -42,9 +42,19 @@ def participant_rows(summaries: Sequence[ParticipantSummary]) -> list[dict[str, 
             "last_activity": when(s.last_activity),
             "generations": s.generations,
             "failures": s.failures,
+            "condition": s.condition or "",
         }
         for s in ordered
     ]
+
+
+def condition_counts(summaries: Sequence[ParticipantSummary]) -> list[tuple[str, int]]:
+    """Participants per condition, for the researcher checking the study's balance."""
+    counts: dict[str, int] = {}
+    for summary in summaries:
+        name = summary.condition or "(none yet)"
+        counts[name] = counts.get(name, 0) + 1
+    return sorted(counts.items())
 
 
 def _sketch(scheme: Scheme, number: int) -> dict[str, Any]:
@@ -137,6 +147,10 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
         "id": record.id,
         "pipeline": record.pipeline.value,
         "username": record.username,
+        "attributed_by": record.attributed_by.value if record.attributed_by else None,
+        "attributed_late": record.attributed_at is not None,
+        "condition": record.condition,
+        "condition_by": record.condition_by.value,
         "request_id": record.request_id,
         "source": None if record.source is None else record.source.value,
         "outcome": record.outcome.value,

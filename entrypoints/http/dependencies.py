@@ -6,16 +6,12 @@ never reach for the container; tests override the container's providers as befor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from litestar.di import Provide
 
 from entrypoints.container import Container
-from entrypoints.pipelines.base import PipelineUseCase
-
-PipelineUseCases = Mapping[str, PipelineUseCase]
-"""The use case of every registered generation kind, by the kind's name."""
 
 
 def _provide(factory: Callable[[], Any]) -> Provide:
@@ -32,7 +28,11 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "settings",
             "start_session",
             "save_session",
-            "pipelines",
+            "gateway",
+            "run_contexts",
+            "client_view",
+            "participant_cookies",
+            "move_participant",
             "jobs",
             "get_session",
             "list_generations",

@@ -19,6 +19,8 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
+from application.attribution import RunContexts
+from application.generation_run import ModelGateway
 from application.job_board import RemoteJob
 from application.jobs import Job, JobService
 from application.use_cases.research import GetGenerationImage
@@ -28,7 +30,6 @@ from domain.experiment import check_username
 from domain.images import sniff_image_type
 from domain.progress import ImageProgress, JobEvent, JobStatus, StepProgress
 from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
-from entrypoints.http.dependencies import PipelineUseCases
 from entrypoints.http.envelope import (
     documented,
     envelope,
@@ -49,7 +50,11 @@ _encoder = msgspec.json.Encoder()
 def _job_body(entry: PipelineEntry) -> Any:
     return msgspec.defstruct(
         f"{entry.title}Job",
-        [("inputs", entry.inputs), ("username", str | None, None)],
+        [
+            ("inputs", entry.inputs),
+            ("username", str | None, None),
+            ("condition", str | None, None),
+        ],
         tag_field="pipeline",
         tag=entry.pipeline.value,
     )
@@ -181,7 +186,8 @@ class JobsController(Controller):
     )
     async def create(
         self,
-        pipelines: NamedDependency[PipelineUseCases],
+        gateway: NamedDependency[ModelGateway],
+        run_contexts: NamedDependency[RunContexts],
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         data: JSONBody[JsonBody[JobRequest]] = NO_BODY,
@@ -191,7 +197,10 @@ class JobsController(Controller):
         entry = _BODIES[type(body)]
         username = None if body.username is None else check_username(body.username)
         command = entry.build(body.inputs, Limits.of(settings), FieldPath("inputs"), username)
-        use_case = pipelines[entry.pipeline.value]
+        context = await run_contexts.for_request(
+            username=username, evidence=entry.evidence(body.inputs), condition=body.condition
+        )
+        use_case = entry.use_case(gateway.bound(context))
         job = await jobs.submit_shared(
             entry.pipeline, username, lambda progress: use_case.execute(command, progress)
         )

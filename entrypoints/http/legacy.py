@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
+from application.attribution import RunContexts
+from application.generation_run import ModelGateway
 from application.use_cases.sessions import SaveSession, StartSession
 from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
-from entrypoints.http.dependencies import PipelineUseCases
+from entrypoints.http.client import ClientView
+from entrypoints.http.condition_prefix import condition_prefix
 from entrypoints.http.disconnect import unless_disconnected
 from entrypoints.http.envelope import documented, envelope, envelope_off_loop, reply_schema
 from entrypoints.http.free_space import STORES
@@ -23,6 +27,7 @@ from entrypoints.http.legacy_requests import (
     save_command,
     start_command,
 )
+from entrypoints.http.participant_cookie import COOKIE_NAME, ParticipantCookies
 from entrypoints.http.presenters import SessionOut, legacy_image, present_session
 from entrypoints.pipelines.base import Limits
 from entrypoints.settings import Settings
@@ -74,16 +79,27 @@ class LegacyController(Controller):
     )
     async def start(
         self,
+        request: Request[Any, Any, Any],
         start_session: NamedDependency[StartSession],
+        client_view: NamedDependency[ClientView],
+        participant_cookies: NamedDependency[ParticipantCookies],
         data: JSONBody[JsonBody[StartBody]] = NO_BODY,
     ) -> Response[bytes]:
-        """The participant's session, created on first call."""
-        command = await data.decode(start_command)
+        """The participant's session, created on first call; sets the participant cookie."""
+        command = replace(
+            await data.decode(start_command),
+            address=client_view.address(request.scope),
+            prefix=condition_prefix(request.scope),
+        )
         experiment = await start_session.execute(command)
         if experiment.has_schemes:
             # A returning participant's sketches can weigh tens of MB.
-            return await envelope_off_loop(present_session(experiment))
-        return envelope(present_session(experiment))
+            response = await envelope_off_loop(present_session(experiment))
+        else:
+            response = envelope(present_session(experiment))
+        secure = client_view.is_https(request.scope)
+        response.set_cookie(participant_cookies.cookie(experiment.username, secure=secure))
+        return response
 
     @post(
         "/paint/save",
@@ -95,11 +111,15 @@ class LegacyController(Controller):
     )
     async def save(
         self,
+        request: Request[Any, Any, Any],
         save_session: NamedDependency[SaveSession],
+        client_view: NamedDependency[ClientView],
         data: JSONBody[JsonBody[SaveBody]] = NO_BODY,
     ) -> Response[bytes]:
         """Save the whole session of a started participant; 404 for an unknown one."""
-        await save_session.execute(await data.decode(save_command))
+        command = await data.decode(save_command)
+        address = client_view.address(request.scope)
+        await save_session.execute(replace(command, address=address))
         return envelope(None)
 
     @post(
@@ -115,17 +135,29 @@ class LegacyController(Controller):
     async def generate(
         self,
         request: Request[Any, Any, Any],
-        pipelines: NamedDependency[PipelineUseCases],
+        gateway: NamedDependency[ModelGateway],
+        run_contexts: NamedDependency[RunContexts],
+        client_view: NamedDependency[ClientView],
+        participant_cookies: NamedDependency[ParticipantCookies],
         settings: NamedDependency[Settings],
         data: JSONBody[JsonBody[GenerateBody]] = NO_BODY,
     ) -> Response[bytes]:
         """Run one of the stimulus pipelines (`type`) of the paint app (`appid` 0).
 
+        The run belongs to the participant the request names, else the one its cookie,
+        sketches or address name (decided before it runs), and runs in their condition.
         A client that disconnects cancels the run: its images free their slots at once.
         """
         limits = Limits.of(settings)
         parsed = await data.decode(lambda body: generate_command(body, limits))
-        use_case = pipelines[parsed.entry.pipeline.value]
+        address = client_view.address(request.scope) if settings.attribute_by_address else None
+        context = await run_contexts.for_request(
+            username=parsed.username,
+            cookie=participant_cookies.participant(request.cookies.get(COOKIE_NAME)),
+            evidence=parsed.evidence.with_address(address),
+            prefix=condition_prefix(request.scope),
+        )
+        use_case = parsed.entry.use_case(gateway.bound(context))
         result = await unless_disconnected(request, use_case.execute(parsed.command))
         reply = parsed.entry.present(result, legacy_image)
         return await envelope_off_loop(reply)

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from application.use_cases.sessions import SaveSessionCommand, StartSessionCommand
+from domain.attribution import NO_EVIDENCE, Evidence
 from domain.errors import InvalidInput
 from domain.experiment import SCHEME_STAGES, Stage, check_stage, check_username
 from entrypoints.http.envelope import reply_schema
@@ -98,6 +99,8 @@ def save_command(body: bytes) -> SaveSessionCommand:
 class GenerateRequest:
     entry: PipelineEntry
     command: Any
+    username: str | None = None
+    evidence: Evidence = NO_EVIDENCE
 
 
 def generate_command(body: bytes, limits: Limits) -> GenerateRequest:
@@ -114,4 +117,5 @@ def generate_command(body: bytes, limits: Limits) -> GenerateRequest:
     entry = by_legacy_type(parsed.type)
     prompts = decode_struct(parsed.prompts, entry.prompts, "prompts")
     at = FieldPath("prompts", camel_case=True)
-    return GenerateRequest(entry, entry.build(prompts, limits, at, username))
+    command = entry.build(prompts, limits, at, username)
+    return GenerateRequest(entry, command, username, entry.evidence(prompts))

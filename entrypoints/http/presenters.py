@@ -46,6 +46,8 @@ class StoredSessionOut(SessionOut):
 
     createdAt: str | None = None
     updatedAt: str | None = None
+    condition: str | None = None
+    conditionMoves: list[dict[str, Any]] = []
 
 
 def present_session(experiment: Experiment, *, with_times: bool = False) -> SessionOut:
@@ -60,7 +62,14 @@ def present_session(experiment: Experiment, *, with_times: bool = False) -> Sess
     if not with_times:  # the legacy shape stays exactly what the front end spreads
         return SessionOut(**fields)
     return StoredSessionOut(
-        **fields, createdAt=_time(experiment.created_at), updatedAt=_time(experiment.updated_at)
+        **fields,
+        createdAt=_time(experiment.created_at),
+        updatedAt=_time(experiment.updated_at),
+        condition=experiment.condition,
+        conditionMoves=[
+            {"from": move.from_condition, "to": move.to_condition, "at": _time(move.at)}
+            for move in experiment.condition_moves
+        ],
     )
 
 
@@ -137,6 +146,11 @@ def present_record(record: GenerationRecord) -> dict[str, Any]:
         "id": record.id,
         "pipeline": record.pipeline.value,
         "username": record.username,
+        "participant": record.participant,
+        "attributedBy": None if record.attributed_by is None else record.attributed_by.value,
+        "attributedAt": _time(record.attributed_at) if record.attributed_at else None,
+        "condition": record.condition,
+        "conditionBy": record.condition_by.value,
         "requestId": record.request_id,
         "source": None if record.source is None else record.source.value,
         "outcome": record.outcome.value,

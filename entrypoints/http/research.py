@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from litestar import Controller, MediaType, Response, get
+import msgspec
+from litestar import Controller, MediaType, Response, get, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 
 from application.ports import ExperimentRepository
+from application.study import MoveParticipant
 from application.use_cases.research import (
     GetGeneration,
     GetGenerationImage,
@@ -26,8 +28,10 @@ from application.use_cases.research import (
 from domain.experiment import check_username
 from domain.images import sniff_image_type
 from entrypoints.export.archive import stream_study, study_filter
+from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
 from entrypoints.http.envelope import envelope
 from entrypoints.http.presenters import present_record, present_session
+from entrypoints.wire import decode_struct
 
 
 class ResearchController(Controller):
@@ -50,10 +54,14 @@ class ResearchController(Controller):
         list_generations: NamedDependency[ListGenerations],
         username: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
+        condition: FromQuery[str | None] = None,
     ) -> Response[bytes]:
-        """Generation records, newest first, optionally of one participant; images by URL."""
+        """Generation records, newest first, optionally of one participant or condition;
+        images by URL."""
         query = ListGenerationsQuery(
-            username=None if username is None else check_username(username), limit=limit
+            username=None if username is None else check_username(username),
+            limit=limit,
+            condition=condition,
         )
         records = await list_generations.execute(query)
         return envelope([present_record(record) for record in records])
@@ -88,13 +96,46 @@ class ResearchController(Controller):
         username: FromQuery[list[str] | None] = None,
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,
+        condition: FromQuery[list[str] | None] = None,
     ) -> Stream:
         """The study as a zip (CSV tables, datapackage.json, sessions, records, pictures),
-        streamed as it is built; `username` may repeat."""
-        study = study_filter(username, since, until)
+        streamed as it is built; `username` and `condition` may repeat."""
+        study = study_filter(username, since, until, condition)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         return Stream(
             stream_study(repository, study),
             media_type="application/zip",
             headers={"Content-Disposition": f'attachment; filename="inspilot-study-{stamp}.zip"'},
         )
+
+    @put(
+        "/participants/{username:str}/condition",
+        operation_id="moveParticipant",
+        status_code=200,
+        **BODY,
+    )
+    async def move(
+        self,
+        username: FromPath[str],
+        move_participant: NamedDependency[MoveParticipant],
+        data: JSONBody[JsonBody[ConditionBody]] = NO_BODY,
+    ) -> Response[bytes]:
+        """Move a participant to another condition; the move is kept with its time."""
+        body = await data.decode(_condition_body)
+        move = await move_participant.execute(check_username(username), body.condition)
+        return envelope(
+            {
+                "username": username,
+                "condition": move.to_condition,
+                "previous": move.from_condition,
+                "movedAt": move.at.isoformat(),
+            }
+        )
+
+
+class ConditionBody(msgspec.Struct):
+    condition: str
+
+
+def _condition_body(body: bytes) -> ConditionBody:
+    return decode_struct(body, ConditionBody)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 import msgspec
 
 from application.generation_run import ModelGateway, ProgressSink
+from domain.attribution import NO_EVIDENCE, Evidence
 from domain.creatives import Creative, Item
 from domain.errors import InvalidInput
 from domain.generation import Pipeline
@@ -129,6 +130,11 @@ class PipelineUseCase(Protocol):
 CommandBuilder = Callable[[Any, Limits, FieldPath, str | None], Any]
 
 
+def no_evidence(inputs: Any) -> Evidence:
+    """A kind whose inputs hold nothing only one participant has (rapid divergence)."""
+    return NO_EVIDENCE
+
+
 @dataclass(frozen=True)
 class PipelineEntry:
     """One generation kind.
@@ -146,6 +152,8 @@ class PipelineEntry:
     use_case: Callable[[ModelGateway], PipelineUseCase]
     reply: type[msgspec.Struct]
     present: Callable[[Any, ImageRef], msgspec.Struct]
+    # What the inputs carry that may name the participant (sketches, notes).
+    evidence: Callable[[Any], Evidence] = no_evidence
 
     @cached_property
     def prompts(self) -> type[msgspec.Struct]:

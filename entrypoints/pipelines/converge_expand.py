@@ -9,6 +9,7 @@ from application.use_cases.converge_expand import (
     ConvergeExpandCommand,
     ConvergeExpandResult,
 )
+from domain.attribution import Evidence
 from domain.errors import InvalidInput
 from domain.generation import Pipeline
 from entrypoints.pipelines.base import (
@@ -62,6 +63,10 @@ def present(result: ConvergeExpandResult, image_ref: ImageRef) -> ConvergeExpand
     return ConvergeExpandData(result=present_creatives(result.creatives, image_ref))
 
 
+def evidence(inputs: ConvergeExpandInputs) -> Evidence:
+    return Evidence.of(texts=[scheme.design_texts for scheme in inputs.selected_schemes])
+
+
 ENTRY = PipelineEntry(
     pipeline=Pipeline.CONVERGE_EXPAND,
     legacy_type=3,
@@ -70,4 +75,5 @@ ENTRY = PipelineEntry(
     use_case=ConvergeExpand,
     reply=ConvergeExpandData,
     present=present,
+    evidence=evidence,
 )

@@ -10,6 +10,7 @@ from application.use_cases.converge_select import (
     ConvergeSelectResult,
     SchemeSketch,
 )
+from domain.attribution import Evidence
 from domain.errors import InvalidInput
 from domain.generation import Pipeline
 from entrypoints.pipelines.base import (
@@ -70,6 +71,13 @@ def present(result: ConvergeSelectResult, image_ref: ImageRef) -> ConvergeSelect
     return ConvergeSelectData(names=list(result.names), selected=list(result.selected))
 
 
+def evidence(inputs: ConvergeSelectInputs) -> Evidence:
+    return Evidence.of(
+        sketches=[scheme.design_image for scheme in inputs.schemes],
+        texts=[scheme.design_texts for scheme in inputs.schemes],
+    )
+
+
 ENTRY = PipelineEntry(
     pipeline=Pipeline.CONVERGE_SELECT,
     legacy_type=2,
@@ -78,4 +86,5 @@ ENTRY = PipelineEntry(
     use_case=ConvergeSelect,
     reply=ConvergeSelectData,
     present=present,
+    evidence=evidence,
 )

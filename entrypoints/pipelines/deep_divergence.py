@@ -9,6 +9,7 @@ from application.use_cases.deep_divergence import (
     DeepDivergenceResult,
     GenerateDeepDivergence,
 )
+from domain.attribution import Evidence
 from domain.generation import Pipeline
 from entrypoints.pipelines.base import (
     CreativeOut,
@@ -57,6 +58,10 @@ def present(result: DeepDivergenceResult, image_ref: ImageRef) -> DeepDivergence
     )
 
 
+def evidence(inputs: DeepDivergenceInputs) -> Evidence:
+    return Evidence.of(sketches=[inputs.design_image], texts=[inputs.design_texts])
+
+
 ENTRY = PipelineEntry(
     pipeline=Pipeline.DEEP_DIVERGENCE,
     legacy_type=1,
@@ -65,4 +70,5 @@ ENTRY = PipelineEntry(
     use_case=GenerateDeepDivergence,
     reply=DeepDivergenceData,
     present=present,
+    evidence=evidence,
 )

@@ -85,6 +85,8 @@ class SdCounters:
     max_concurrent: int = 0
     seeds: list[int] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
+    # The txt2img options of each request (steps, cfg_scale, sampler_name, ...).
+    options: list[dict[str, Any]] = field(default_factory=list)
     # time.monotonic() when each txt2img request arrived, in arrival order.
     received_at: list[float] = field(default_factory=list)
     interrupts: int = 0
@@ -217,6 +219,9 @@ class FakeSdServer:
         knobs, counters = self.knobs, self.counters
         counters.received_at.append(time.monotonic())
         counters.prompts.append(str(request.get("prompt", "")))
+        counters.options.append(
+            {k: v for k, v in request.items() if k not in ("prompt", "negative_prompt")}
+        )
         seed = int(request.get("seed", -1))
         counters.seeds.append(seed)
         if knobs.fail_next_n > 0:

@@ -44,6 +44,8 @@ def study() -> Iterator[TestClient[Any]]:
             body = {"appid": 0, "type": 0, "prompts": {"task": "雨具", "num": 2}}
             if username:
                 body["username"] = username
+            else:
+                client.cookies.clear()  # else the participant cookie names ../p02
             assert (
                 client.post("/generate", json=body, headers={"X-Request-ID": "rq"}).status_code
                 == 200

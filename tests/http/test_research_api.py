@@ -54,6 +54,7 @@ def test_records_show_every_step_and_link_their_images(research_client: TestClie
             json={"appid": 0, "type": 0, "username": "r1", "prompts": {"task": "厨房", "num": 2}},
         )
     )
+    client.cookies.clear()  # a browser other than r1's: nothing names its participant
     _ok(
         client.post(
             "/generate",
