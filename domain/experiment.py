@@ -43,10 +43,12 @@ def new_id() -> str:
 
 
 def check_username(value: object, field_name: str = "username") -> str:
-    """A username is a short, printable string: never an object that could reach a query."""
+    """A username is a short, printable string in NFC: never an object that could reach a query."""
     if not isinstance(value, str):
         raise InvalidInput(field_name, "must be a string")
-    username = value.strip()
+    # NFC first: an NFD "José" (as some keyboards and file systems write it) is the same
+    # participant as the NFC one, for the roster and the store alike.
+    username = unicodedata.normalize("NFC", value.strip())
     if not username:
         raise InvalidInput(field_name, "must not be empty")
     if len(username) > MAX_USERNAME_LENGTH:

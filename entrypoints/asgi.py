@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from litestar import Litestar
 
@@ -25,7 +28,36 @@ def app_factory() -> Litestar:
     app = create_app(build_container(settings))
     configure_logging(settings.log_level, settings.log_format)
     _stop_when_orphaned()
+    _release_clients_on_signal(app.state["connection_guard"].shut_down)
     return app
+
+
+def _release_clients_on_signal(release: Callable[[], None]) -> None:
+    """granian's worker, on SIGTERM, waits for every open request to end before it tells
+    the app to stop: an event stream or a slow body held shutdown for a minute or more.
+    Our handler releases those requests first, then sets granian's own stop event.
+
+    granian installs its handlers after loading this app, through `granian._signals`, so
+    the hook wraps the function it calls (a private module: the serve tests check it).
+    """
+    try:
+        from granian import _signals
+    except ImportError:  # not under granian
+        return
+    create = _signals.set_loop_signals
+
+    def set_loop_signals(loop: asyncio.AbstractEventLoop) -> Any:
+        event = create(loop)
+
+        def on_signal() -> None:
+            release()
+            event.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal)
+        return event
+
+    _signals.set_loop_signals = set_loop_signals
 
 
 def _stop_when_orphaned(interval_s: float = 1.0) -> None:

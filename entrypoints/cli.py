@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from entrypoints.observability.logs import configure_logging, startup_error
+from entrypoints.open_files import SLACK_REQUESTS, connection_cap, raise_open_file_limit
 from entrypoints.settings import PREFIX, Settings, SettingsError
 
 # granian's own loggers (its startup lines, worker management) hand their lines to the
@@ -58,7 +61,10 @@ def _share_between_workers(settings: Settings, workers: int) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # First: importing granian raises the limit too, and the log should say from what.
+    before, after = raise_open_file_limit()
     from granian import Granian
+    from granian.http import HTTP1Settings
 
     from adapters.embedded_mongo import EmbeddedServerKeeper
     from adapters.filesystem_prompts import FilesystemPromptCatalog, TemplateError
@@ -86,6 +92,12 @@ def _serve(args: argparse.Namespace) -> int:
         logger.error("%s", problem)
         return 2
     logger.info(
+        "open files: limit %s (raised from %s); requests open at once: at most %s",
+        after,
+        before,
+        connection_cap(settings.max_connections, after),
+    )
+    logger.info(
         "backends: text=%s images=%s storage=%s%s, %d worker(s)",
         settings.text_backend,
         settings.images_backend,
@@ -93,6 +105,8 @@ def _serve(args: argparse.Namespace) -> int:
         f" sd instances={len(settings.sd_instances)}" if settings.images_backend == "sd" else "",
         args.workers,
     )
+    for line in study_lines(settings):
+        logger.info("%s", line)
     keeper = None
     if settings.storage_backend == "embedded":
         # Started once, here: every worker uses it, and a worker that dies or is
@@ -119,6 +133,13 @@ def _serve(args: argparse.Namespace) -> int:
             # replaced; without this granian shut the whole service down.
             respawn_failed_workers=True,
             respawn_interval=1.0,
+            # Connection bounds (docs/internet.md): granian reads headers within the header
+            # timeout (also the keep-alive idle timeout); the app's ConnectionGuard refuses
+            # requests past the cap, so granian admits a few more than the cap to let it.
+            http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
+            backpressure=connection_cap(settings.max_connections, after) + SLACK_REQUESTS,
+            # Last resort only: the app ends its streams and bodies on SIGTERM by itself.
+            workers_kill_timeout=math.ceil(settings.shutdown_grace_s) + 5,
             log_level=settings.log_level.lower(),
             log_dictconfig=GRANIAN_LOGGING,
             # The app writes the access lines itself (INSPILOT_ACCESS_LOG), inside the
@@ -129,6 +150,23 @@ def _serve(args: argparse.Namespace) -> int:
         if keeper is not None:
             keeper.stop()
     return 0
+
+
+def study_lines(settings: Settings) -> list[str]:
+    """What an operator checks at start: where the data is, and what researchers get."""
+    research = "on" if settings.research_token else "off (no INSPILOT_RESEARCH_TOKEN)"
+    roster = (
+        f"{len(settings.participants)} names" if settings.participants else "open (any username)"
+    )
+    # The study file arrives with participants and conditions; absent before that.
+    study_file = getattr(settings, "study_file", "")
+    lines = [
+        f"research API {research}; dashboard {research}; roster {roster}; "
+        f"study file {Path(study_file).resolve() if study_file else 'none'}"
+    ]
+    if settings.storage_backend == "embedded":
+        lines.insert(0, f"data directory {Path(settings.data_dir).resolve()}")
+    return lines
 
 
 def _command_settings() -> Settings | None:

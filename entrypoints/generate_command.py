@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO, get_args, get_origin
 
 import msgspec
+from dependency_injector import providers
 
 from application.jobs import Job
 from domain.creatives import images_of
@@ -25,6 +26,7 @@ from domain.experiment import new_id
 from domain.generation import Source
 from domain.images import sniff_image_type
 from domain.progress import ImageProgress, JobEnded, JobStatus, StepProgress, StepStatus
+from entrypoints.command_storage import command_storage
 from entrypoints.observability.logs import request_id_var
 from entrypoints.pipelines.base import Limits, PipelineEntry
 from entrypoints.pipelines.registry import PIPELINES, by_name
@@ -197,7 +199,13 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
     entry = by_name(args.pipeline)
     inputs = convert_struct(_inputs(entry, args), entry.inputs)
     command = entry.build(inputs, Limits.of(settings), FieldPath(""), args.username)
-    container = build_container(settings)
+    storage = command_storage(settings)
+    print(f"inspilot: data: {storage.describe()}", file=stream)
+    container = build_container(storage.settings)
+    beside = storage.repository_beside_service()
+    if beside is not None:
+        # One process per embedded data directory: record through the service's database.
+        container.store.override(providers.Object(beside))
     container.prompts()
     # The run's record carries a request id like any other, to find its log lines.
     request_id_var.set(f"cli-{new_id()}")
@@ -223,7 +231,11 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
         print(f"inspilot: the job {job.status.value}: {message}", file=sys.stderr)
         return 1
     count = _write(job, entry, args.out)
-    print(f"wrote {args.out / 'result.json'} and {count} pictures", file=stream)
+    print(
+        f"wrote {args.out.resolve() / 'result.json'} and {count} pictures; "
+        f"record {job.generation_id}",
+        file=stream,
+    )
     return 0
 
 

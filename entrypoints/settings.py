@@ -370,6 +370,33 @@ class Settings:
         "Free space the data directory must keep: below it /paint/save, /generate and new "
         "jobs answer 507 (code 3) and store nothing (0: off).",
     )
+    max_connections: int = _setting(
+        "16000",
+        _positive_int,
+        "Requests held open at once (slow bodies, event streams, generations); beyond it a "
+        "503 at once. Capped below the open-file limit, which start-up raises to its hard limit.",
+    )
+    header_timeout_s: float = _setting(
+        "15",
+        _positive_float,
+        "Longest wait for a request's headers, on a new connection and between requests on a "
+        "kept-alive one (granian's header read timeout, also the keep-alive idle timeout).",
+    )
+    body_timeout_s: float = _setting(
+        "30", _positive_float, "A request body that sends nothing for this long is cut (408)."
+    )
+    sse_per_job: int = _setting(
+        "64", _positive_int, "Event streams (/api/v1/jobs/{id}/events) open on one job (more: 429)."
+    )
+    sse_max: int = _setting("8192", _positive_int, "Event streams open in all (more: 429).")
+    max_task_chars: int = _setting(
+        "10000",
+        _positive_int,
+        "Longest `designTask` /paint/save accepts, in characters (longer: 400 naming the field).",
+    )
+    dashboard_session_h: float = _setting(
+        "12", _positive_float, "Hours a dashboard login lasts (logout ends it at once)."
+    )
     storage_unanswered_s: float = _setting(
         "10",
         _positive_float,

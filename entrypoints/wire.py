@@ -43,6 +43,11 @@ def _refusal(exc: msgspec.ValidationError, prefix: str) -> InvalidInput:
     return InvalidInput(field, rule[0].lower() + rule[1:] if rule else "is invalid")
 
 
+MAX_JSON_DEPTH = 900
+"""About where msgspec stops (the interpreter's recursion limit, 1000, less the stack
+in use); the front end's deepest value (a scheme's paths) nests less than ten."""
+
+
 def decode_struct(raw: bytes | msgspec.Raw, kind: type[T], prefix: str = "") -> T:
     """Decode JSON into `kind` in one pass, numeric strings accepted for numbers.
 
@@ -57,6 +62,11 @@ def decode_struct(raw: bytes | msgspec.Raw, kind: type[T], prefix: str = "") -> 
         raise _refusal(exc, prefix) from None
     except msgspec.DecodeError:
         raise InvalidInput(prefix or "body", "must be valid JSON") from None
+    except RecursionError:
+        # msgspec stops at the interpreter's recursion limit: a client error, no traceback.
+        raise InvalidInput(
+            prefix or "body", f"must not nest JSON deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
 
 
 def convert_struct(value: Any, kind: type[T], prefix: str = "") -> T:

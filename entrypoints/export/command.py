@@ -12,7 +12,9 @@ import argparse
 import asyncio
 import os
 import sys
+import zipfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -21,6 +23,7 @@ import httpx
 
 from application.ports import ExperimentRepository, Lifecycle
 from domain.errors import InsPilotError
+from entrypoints.command_storage import CommandStorage, NoStudyHere, command_storage
 from entrypoints.export.archive import ExportProgress, stream_study, study_filter
 from entrypoints.settings import Settings
 
@@ -36,6 +39,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--since", default=None, help="ISO time: generations started, sessions saved from then"
     )
     parser.add_argument("--until", default=None, help="ISO time: ... before then")
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write the zip even when it holds no session and no generation",
+    )
+
+
+class EmptyStudy(InsPilotError):
+    """The export would hold nothing: most likely the wrong data directory or filters."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What an export archive holds, counted from the archive itself."""
+
+    participants: int
+    generations: int
+    pictures: int
+    size: int
+
+    @classmethod
+    def of(cls, path: Path) -> Written:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        return cls(
+            participants=sum(1 for n in names if n.endswith("/session.json")),
+            generations=sum(1 for n in names if n.startswith("records/")),
+            pictures=sum(1 for n in names if n.startswith("images/")),
+            size=path.stat().st_size,
+        )
+
+    @property
+    def empty(self) -> bool:
+        return self.participants == 0 and self.generations == 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.participants} participants, {self.generations} generations, "
+            f"{self.pictures} pictures, {self.size / 1e6:.1f} MB"
+        )
 
 
 def _iso(value: str | None, name: str) -> datetime | None:
@@ -69,10 +112,10 @@ class _Progress:
         )
         self.show()
 
-    def done(self, path: Path) -> None:
+    def done(self, path: Path, written: Written) -> None:
         if self._tty:
             self._stream.write("\n")
-        self._stream.write(f"inspilot: wrote {path} ({self.written / 1e6:.1f} MB)\n")
+        self._stream.write(f"inspilot: wrote {path}: {written}\n")
 
 
 def _service_url(settings: Settings) -> str:
@@ -109,31 +152,17 @@ async def _from_service(
                 yield chunk
 
 
-def _running_embedded_server(settings: Settings) -> str | None:
-    """The URI of the embedded database a running service keeps, read from its data dir."""
-    if settings.storage_backend != "embedded":
-        return None
-    from adapters.embedded_mongo import running_server_uri
-
-    return running_server_uri(settings.data_dir)
-
-
 async def _from_storage(
-    settings: Settings, args: argparse.Namespace, progress: _Progress, uri: str | None = None
+    storage: CommandStorage, args: argparse.Namespace, progress: _Progress
 ) -> AsyncIterator[bytes]:
     from entrypoints.container import build_container
 
     study = study_filter(args.username, _iso(args.since, "since"), _iso(args.until, "until"))
-    if uri is not None:
-        # The service's own database process: read beside it, no token needed (whoever
-        # can read the data directory can read the data).
-        from adapters.mongo import MongoExperimentRepository
-
-        repository: ExperimentRepository = MongoExperimentRepository(
-            uri, settings.mongodb_database, settings.mongodb_timeout_ms
-        )
-    else:
-        repository = build_container(settings).repository()
+    # The service's own database process when it runs: read beside it, no token needed
+    # (whoever can read the data directory can read the data).
+    repository: ExperimentRepository = (
+        storage.repository_beside_service() or build_container(storage.settings).repository()
+    )
     if isinstance(repository, Lifecycle):
         await repository.start()
     try:
@@ -146,20 +175,23 @@ async def _from_storage(
             await repository.close()
 
 
-async def _export(settings: Settings, args: argparse.Namespace, progress: _Progress) -> Path:
-    out = Path(args.out)
+async def _export(
+    storage: CommandStorage, args: argparse.Namespace, out: Path, progress: _Progress
+) -> Written:
+    settings = storage.settings
     url = _service_url(settings)
-    embedded = _running_embedded_server(settings)
-    if embedded is not None:
-        chunks = _from_storage(settings, args, progress, embedded)
-    elif await _service_answers(url):
+    if storage.running_uri is None and await _service_answers(url):
+        # A service on another store (a real MongoDB, another data directory).
+        print(f"inspilot: data: the service at {url}", file=sys.stderr)
         params: dict[str, object] = {"username": args.username or []}
         for name in ("since", "until"):
             if getattr(args, name):
                 params[name] = getattr(args, name)
         chunks = _from_service(url, settings, params)
     else:
-        chunks = _from_storage(settings, args, progress)
+        storage.require_data()
+        print(f"inspilot: data: {storage.describe()}", file=sys.stderr)
+        chunks = _from_storage(storage, args, progress)
     # Written beside the target and renamed at the end: a failed export leaves no half zip.
     partial = out.with_name(out.name + ".partial")
     try:
@@ -168,18 +200,28 @@ async def _export(settings: Settings, args: argparse.Namespace, progress: _Progr
                 file.write(chunk)
                 progress.written += len(chunk)
                 progress.show()
+        written = Written.of(partial)
+        if written.empty and not args.allow_empty:
+            raise EmptyStudy(
+                "the export holds no session and no generation (wrong data directory or "
+                "filters?); nothing was written. --allow-empty writes it anyway"
+            )
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
-    return out
+    return written
 
 
 def run_export(settings: Settings, args: argparse.Namespace) -> int:
     progress = _Progress(sys.stderr)
     try:
-        out = asyncio.run(_export(settings, args, progress))
+        out = Path(args.out).resolve()
+        written = asyncio.run(_export(command_storage(settings), args, out, progress))
+    except (NoStudyHere, EmptyStudy) as exc:
+        print(f"\ninspilot: export refused: {exc.message}", file=sys.stderr)
+        return 2
     except InsPilotError as exc:
         print(f"\ninspilot: export failed: {exc.message}", file=sys.stderr)
         return 1
-    progress.done(out)
+    progress.done(out, written)
     return 0

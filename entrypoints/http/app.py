@@ -9,13 +9,15 @@ from pathlib import Path
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container, build_container
-from entrypoints.http.access import research_guard
+from entrypoints.http.access import ResearchAccess, research_guard
 from entrypoints.http.condition_prefix import ConditionPrefixes
+from entrypoints.http.connection_guard import ConnectionGuard
 from entrypoints.http.dashboard import DashboardController
 from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
@@ -26,6 +28,7 @@ from entrypoints.http.operations import health_live, health_ready, metrics
 from entrypoints.http.research import ResearchController
 from entrypoints.lifecycle import running
 from entrypoints.observability.requests import ObservedRequests
+from entrypoints.open_files import connection_cap
 
 
 def create_app(container: Container | None = None) -> Litestar:
@@ -40,14 +43,23 @@ def create_app(container: Container | None = None) -> Litestar:
     settings = container.settings()
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with running(container):
-            yield
+            try:
+                yield
+            finally:
+                # Whatever still waits on a client (event streams, slow bodies) ends now.
+                app.state["connection_guard"].shut_down()
 
+    access = ResearchAccess(
+        container.research_token(),
+        session_h=settings.dashboard_session_h,
+        clients=container.client_view(),
+    )
     research = Router(
         path="/",
         route_handlers=[ResearchController],
-        guards=[research_guard(container.research_token())],
+        guards=[research_guard(access)],
     )
     app = Litestar(
         route_handlers=[
@@ -61,7 +73,10 @@ def create_app(container: Container | None = None) -> Litestar:
             metrics,
             DashboardController,
         ],
-        dependencies=dependencies(container),
+        dependencies={
+            **dependencies(container),
+            "research_access": Provide(lambda: access, sync_to_thread=False),
+        },
         guards=[free_space_guard(FreeSpace.of(settings))],
         template_config=TemplateConfig(
             directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
@@ -81,8 +96,17 @@ def create_app(container: Container | None = None) -> Litestar:
         # Litestar's own config would replace the root handler and its format.
         logging_config=None,
     )
-    # Outermost, around routing and error mapping: unknown routes are observed too.
-    # Inside the observer, so metrics see the route without the condition prefix.
-    prefixed = ConditionPrefixes(app.asgi_handler, study.names)
+    guard = ConnectionGuard(
+        app.asgi_handler,
+        max_open=connection_cap(settings.max_connections),
+        body_timeout_s=settings.body_timeout_s,
+        sse_per_job=settings.sse_per_job,
+        sse_total=settings.sse_max,
+    )
+    app.state["connection_guard"] = guard  # `inspilot serve` tells it when SIGTERM comes
+    # Outermost, around routing and error mapping: unknown routes and refusals are observed too.
+    # Inside the observer, so metrics see the route without the condition prefix; the
+    # guard inside the prefixes, so it sees the job routes without them.
+    prefixed = ConditionPrefixes(guard, study.names)
     app.asgi_handler = ObservedRequests(prefixed, container.metrics, access_log=settings.access_log)
     return app

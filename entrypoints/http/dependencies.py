@@ -34,6 +34,7 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "participant_cookies",
             "move_participant",
             "jobs",
+            "roster",
             "get_session",
             "list_generations",
             "get_generation",

@@ -26,7 +26,7 @@ from application.jobs import Job, JobService
 from application.use_cases.research import GetGenerationImage
 from domain.creatives import images_of
 from domain.errors import NotFound
-from domain.experiment import check_username
+from domain.experiment import Roster, check_username
 from domain.images import sniff_image_type
 from domain.progress import ImageProgress, JobEvent, JobStatus, StepProgress
 from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
@@ -180,7 +180,7 @@ class JobsController(Controller):
         "/",
         operation_id="createJob",
         status_code=202,
-        responses=documented(JobCreatedReply, "the job is queued", 400, 429, 507, status=202),
+        responses=documented(JobCreatedReply, "the job is queued", 400, 403, 429, 507, status=202),
         opt=STORES,
         **BODY,
     )
@@ -190,12 +190,15 @@ class JobsController(Controller):
         run_contexts: NamedDependency[RunContexts],
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
+        roster: NamedDependency[Roster],
         data: JSONBody[JsonBody[JobRequest]] = NO_BODY,
     ) -> Response[bytes]:
         """Start a generation job; follow it at `eventsUrl`, read it at `resultUrl`."""
         body = await data.decode(_decode_job)
         entry = _BODIES[type(body)]
         username = None if body.username is None else check_username(body.username)
+        if username is not None:
+            roster.check(username)  # 403 now, not a job that fails later
         command = entry.build(body.inputs, Limits.of(settings), FieldPath("inputs"), username)
         context = await run_contexts.for_request(
             username=username, evidence=entry.evidence(body.inputs), condition=body.condition

@@ -114,10 +114,11 @@ class LegacyController(Controller):
         request: Request[Any, Any, Any],
         save_session: NamedDependency[SaveSession],
         client_view: NamedDependency[ClientView],
+        settings: NamedDependency[Settings],
         data: JSONBody[JsonBody[SaveBody]] = NO_BODY,
     ) -> Response[bytes]:
         """Save the whole session of a started participant; 404 for an unknown one."""
-        command = await data.decode(save_command)
+        command = await data.decode(lambda body: save_command(body, settings.max_task_chars))
         address = client_view.address(request.scope)
         await save_session.execute(replace(command, address=address))
         return envelope(None)

@@ -74,11 +74,18 @@ def start_command(body: bytes) -> StartSessionCommand:
     return StartSessionCommand(username=check_username(parsed.username))
 
 
-def save_command(body: bytes) -> SaveSessionCommand:
+def save_command(body: bytes, max_task_chars: int) -> SaveSessionCommand:
     parsed = decode_struct(body, SaveBody)
     username = check_username(parsed.username)
     if parsed.data is None:
         raise InvalidInput("data", "is required")
+    task = parsed.data.designTask
+    if task is not None and len(task) > max_task_chars:
+        # Checked before storage: a session document over 16 MB was a 503 "storage".
+        raise InvalidInput(
+            "data.designTask",
+            f"must be at most {max_task_chars} characters (INSPILOT_MAX_TASK_CHARS)",
+        )
     schemes: dict[Stage, tuple[dict[str, Any], ...]] = {}
     for stage in SCHEME_STAGES:
         listed = (parsed.data.designSchemes or {}).get(stage.value)

@@ -40,7 +40,7 @@ def test_nothing_is_shown_without_the_token(
 ) -> None:
     client, _ = dashboard
     client.post("/paint/start", json={"username": "p01"})
-    for path in ("/dashboard", "/dashboard/participants/p01"):
+    for path in ("/dashboard", "/dashboard/participant?username=p01"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
     assert client.get("/dashboard/now.json").status_code == 401
@@ -129,7 +129,8 @@ def test_a_generation_shows_on_the_participants_page_and_in_the_list(
     (record,) = asyncio.run(container.repository().list_generations())
     _log_in(client)
     index = client.get("/dashboard").text
-    assert 'href="/dashboard/participants/p02"' in index and f"generation-{record.id}" in index
+    assert 'href="/dashboard/participant?username=p02"' in index
+    assert f"generation-{record.id}" in index
     page = client.get("/dashboard/participants/p02").text
     for step in record.image_steps:
         assert f'src="/api/v1/generations/{record.id}/images/{step.id}"' in page

@@ -155,5 +155,30 @@ def test_export_reads_beside_a_running_service_on_the_embedded_database(tmp_path
             timeout=120,
         )
         assert done.returncode == 0, done.stderr.decode()
+        said = done.stderr.decode()
+        assert f"embedded database in {tmp_path / 'data'} (through the running service" in said
+        assert f"wrote {out}: 1 participants, 0 generations, 0 pictures" in said
     with zipfile.ZipFile(out) as archive:
         assert "participants/p9/session.json" in archive.namelist()
+
+
+def test_generate_runs_beside_a_running_service_and_records_through_it(tmp_path: Path) -> None:
+    with serving(tmp_path / "data") as (url, _):
+        env = {**os.environ, "INSPILOT_DATA_DIR": str(tmp_path / "data")}
+        command = ["generate", "rapid_divergence", "--task", "厨房", "--num", "1", "--username"]
+        done = subprocess.run(
+            [sys.executable, "-m", "entrypoints.cli", *command, "p1", "--out", str(tmp_path / "o")],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        said = done.stderr.decode()
+        assert done.returncode == 0, said
+        assert "(through the running service's database process)" in said
+        deadline = time.monotonic() + 10
+        while not (records := _generations(url)):
+            assert time.monotonic() < deadline, "the command's record never reached the service"
+            time.sleep(0.1)
+        (record,) = records
+        assert record["source"] == "cli" and str(record["requestId"]).startswith("cli-")
+        assert f"record {record['id']}" in said

@@ -118,7 +118,7 @@ def test_a_legacy_generation_shows_on_the_dashboard(service: str, browser: Any) 
     assert page.inner_text("#now-text-backend") == "demo"
 
     row.locator("a").click()
-    page.wait_for_url(f"{service}/dashboard/participants/p07")
+    page.wait_for_url(f"{service}/dashboard/participant?username=p07")
     generation = page.locator("section.generation")
     assert generation.count() == 1
     assert generation.locator(".pipeline").inner_text() == "rapid_divergence"

@@ -36,3 +36,23 @@ def test_every_prompt_step_is_in_the_designers_table() -> None:
         row = next(line for line in readme.splitlines() if f"`{spec.key}.txt`" in line)
         for name in spec.required:
             assert f"`${name}`" in row, f"{spec.key}: ${name} missing from the README"
+
+
+def test_the_contract_lives_in_the_repository() -> None:
+    """A clone holds the whole contract: the README links docs/contract.md, which names
+    every stage key and every field each /generate type takes."""
+    import msgspec
+
+    from domain.experiment import Stage
+    from entrypoints.pipelines.registry import PIPELINES
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    contract = (REPO_ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
+    assert "../shared" not in readme and "(docs/contract.md)" in readme
+    for stage in Stage:
+        assert f"| `{stage.value}` |" in contract, stage
+    for entry in PIPELINES:
+        section = contract[contract.index(f"### Type {entry.legacy_type}:") :]
+        section = section[: section.index("\n### ", 1)]
+        for field in msgspec.structs.fields(entry.prompts):
+            assert f'"{field.encode_name}"' in section, (entry.legacy_type, field.encode_name)

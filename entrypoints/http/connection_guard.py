@@ -1,0 +1,183 @@
+"""What one request may hold open: a small ASGI guard outside the whole app.
+
+granian bounds the bytes before a request (its header-read timeout, which is also the
+keep-alive idle timeout); everything after the headers is ours:
+
+- at most `max_open` requests in flight; beyond that a clear 503 (code 3, Retry-After)
+  at once, instead of a server that stops answering everyone (1,100 slow bodies kept
+  `/ping` waiting 100 s);
+- a body that makes no progress for `body_timeout_s` is cut with 408;
+- at most `sse_per_job` followers of one job's events and `sse_total` in all (429);
+- on shutdown every request still waiting for the client is told the client left: event
+  streams end, slow bodies are cut, a running `/generate` is cancelled and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar.exceptions import HTTPException
+
+logger = logging.getLogger("inspilot.http")
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+Message = dict[str, Any]
+
+CODE_INVALID = 1
+CODE_INTERNAL = 3
+_EVENTS_PATH = re.compile(r"/api/v1/jobs/([^/]+)/events/?")
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, code: int, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after_s = (
+            status,
+            code,
+            message,
+            retry_after_s,
+        )
+
+
+async def _send_refusal(send: Any, refusal: _Refusal) -> None:
+    body = msgspec.json.encode(
+        {"success": False, "data": None, "code": refusal.code, "message": refusal.message}
+    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(refusal.retry_after_s).encode()),
+    ]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ConnectionGuard:
+    """Counts and bounds requests; `shut_down()` releases every one waiting on its client."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_open: int,
+        body_timeout_s: float,
+        sse_per_job: int,
+        sse_total: int,
+    ) -> None:
+        self._app = app
+        self._max_open = max_open
+        self._body_timeout_s = body_timeout_s
+        self._sse_per_job = sse_per_job
+        self._sse_total = sse_total
+        self.open = 0
+        self._followers: Counter[str] = Counter()
+        self._closing: asyncio.Event | None = None
+
+    @property
+    def followers(self) -> int:
+        return sum(self._followers.values())
+
+    def shut_down(self) -> None:
+        """From now on, every wait for the client ends as if it had left."""
+        if self._closing is None or not self._closing.is_set():
+            logger.info("shutting down: %s open requests are released", self.open)
+        self._closing_event().set()
+
+    def _closing_event(self) -> asyncio.Event:
+        if self._closing is None:
+            self._closing = asyncio.Event()  # created on the serving loop, at first use
+        return self._closing
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        try:
+            job = self._admit(scope)
+        except _Refusal as refusal:
+            await _send_refusal(send, refusal)
+            return
+        self.open += 1
+        if job is not None:
+            self._followers[job] += 1
+        try:
+            await self._app(scope, self._guarded_receive(receive), send)
+        finally:
+            self.open -= 1
+            if job is not None:
+                self._followers[job] -= 1
+                if self._followers[job] <= 0:
+                    del self._followers[job]
+
+    def _admit(self, scope: dict[str, Any]) -> str | None:
+        """Refuses what would pass a cap; returns the job id of an events request."""
+        if self._closing is not None and self._closing.is_set():
+            raise _Refusal(503, CODE_INTERNAL, "service: shutting down", 5)
+        if self.open >= self._max_open:
+            raise _Refusal(
+                503,
+                CODE_INTERNAL,
+                f"service: busy, {self.open} requests open "
+                f"(INSPILOT_MAX_CONNECTIONS is {self._max_open}); try again shortly",
+                1,
+            )
+        match = _EVENTS_PATH.fullmatch(scope.get("path", ""))
+        if match is None or scope.get("method") != "GET":
+            return None
+        job = match[1]
+        if self._followers[job] >= self._sse_per_job:
+            raise _Refusal(
+                429,
+                CODE_INVALID,
+                f"events: job '{job}' already has {self._sse_per_job} followers "
+                "(INSPILOT_SSE_PER_JOB)",
+                5,
+            )
+        if self.followers >= self._sse_total:
+            raise _Refusal(
+                429,
+                CODE_INVALID,
+                f"events: {self._sse_total} event streams are open (INSPILOT_SSE_MAX)",
+                5,
+            )
+        return job
+
+    def _guarded_receive(self, receive: Any) -> Callable[[], Awaitable[Message]]:
+        body_done = False
+        closing = self._closing_event()
+
+        async def guarded() -> Message:
+            nonlocal body_done
+            if closing.is_set():
+                return _DISCONNECT
+            waiting = asyncio.ensure_future(receive())
+            stop = asyncio.ensure_future(closing.wait())
+            timeout = None if body_done else self._body_timeout_s
+            try:
+                done, _ = await asyncio.wait(
+                    {waiting, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stop.cancel()
+            if waiting in done:
+                message: Message = waiting.result()
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    body_done = True
+                return message
+            waiting.cancel()
+            if stop in done:
+                return _DISCONNECT
+            # Raised inside the app's body read: its error mapping answers 408 in the envelope.
+            raise HTTPException(
+                status_code=408,
+                detail=f"body: no data for {self._body_timeout_s:g}s (INSPILOT_BODY_TIMEOUT_S)",
+                headers={"Connection": "close"},
+            )
+
+        return guarded
