@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from application.durations import (
+    RENDER_BUCKETS_S,
+    WAIT_BUCKETS_S,
+    DurationBuckets,
+    DurationCounts,
+)
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -63,6 +70,9 @@ class InstanceStats:
     last_error: str | None
     # Running estimate of one render (seconds); None until one has been timed.
     render_s: float | None = None
+    # Slot hold times and waits for a slot, counted into buckets (for histograms).
+    render_counts: DurationCounts | None = None
+    wait_counts: DurationCounts | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,10 @@ class Instance:
     # Running estimate of one render here (seconds), and when each busy slot's job began.
     render_s: float | None = None
     running: list[float] = field(default_factory=list)
+    render_durations: DurationBuckets = field(
+        default_factory=lambda: DurationBuckets(RENDER_BUCKETS_S)
+    )
+    wait_durations: DurationBuckets = field(default_factory=lambda: DurationBuckets(WAIT_BUCKETS_S))
 
     @property
     def url(self) -> str:
@@ -121,4 +135,6 @@ class Instance:
             cooldown_remaining_s=0.0 if self.healthy else max(0.0, self.cooldown_until - now),
             last_error=self.last_error,
             render_s=None if self.render_s is None else round(self.render_s, 3),
+            render_counts=self.render_durations.snapshot(),
+            wait_counts=self.wait_durations.snapshot(),
         )

@@ -108,6 +108,7 @@ class SlotPool:
     def release(self, instance: Instance, held_s: float) -> None:
         """Free the slot; call it in a `finally` so a cancelled job never leaks one."""
         instance.busy_s += held_s
+        instance.render_durations.observe(held_s)
         self._give_back(instance)
 
     def queue_length(self) -> int:
@@ -148,6 +149,7 @@ class SlotPool:
     def _record_wait(self, instance: Instance, waited_s: float) -> None:
         instance.queue_wait_total_s += waited_s
         instance.queue_wait_max_s = max(instance.queue_wait_max_s, waited_s)
+        instance.wait_durations.observe(waited_s)
 
     def _give_back(self, instance: Instance) -> None:
         instance.busy -= 1

@@ -8,26 +8,54 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
-    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
+from application.durations import WAIT_BUCKETS_S, DurationCounts
 from application.ports import GenerationObserver, RunStarted
 from domain.generation import GenerationRecord, TextStep
 from entrypoints.observability.sources import MonitoredAdapters
+
+# Every counter would also export a `<name>_created` series (its creation time), which
+# Prometheus users never query and which doubles the series count.
+disable_created_metrics()
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED_ROUTE = "unmatched"
 
 _GENERATION_BUCKETS = (1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 _TEXT_STEP_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
+
+
+def build_version() -> str:
+    try:
+        return version("inspilot-api")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def status_class(status: int) -> str:
+    """`2xx`, `4xx`...: the histogram's label, few enough values to keep series bounded."""
+    return f"{status // 100}xx"
 
 
 def text_step_outcome(step: TextStep) -> str:
@@ -42,6 +70,15 @@ class ServiceMetrics(GenerationObserver):
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # The standard process_* (CPU, memory, open files) and python_info series.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        Gauge(
+            "inspilot_build_info",
+            "The running version (always 1).",
+            ["version"],
+            registry=self.registry,
+        ).labels(build_version()).set(1)
         self.http_requests = Counter(
             "inspilot_http_requests",
             "HTTP requests answered, by route template, method and status.",
@@ -50,8 +87,8 @@ class ServiceMetrics(GenerationObserver):
         )
         self.http_seconds = Histogram(
             "inspilot_http_request_seconds",
-            "Time to answer an HTTP request, by route template.",
-            ["route"],
+            "Time to answer an HTTP request, by route template, method and status class.",
+            ["route", "method", "status_class"],
             registry=self.registry,
         )
         self.generations = Counter(
@@ -81,14 +118,15 @@ class ServiceMetrics(GenerationObserver):
         )
         self.text_step_seconds = Histogram(
             "inspilot_text_step_seconds",
-            "Duration of one text model attempt.",
+            "Duration of one text model attempt, by step (its template key).",
+            ["step"],
             buckets=_TEXT_STEP_BUCKETS,
             registry=self.registry,
         )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()
-        self.http_seconds.labels(route).observe(seconds)
+        self.http_seconds.labels(route, method, status_class(status)).observe(seconds)
 
     def run_started(self, run: RunStarted) -> None:
         self.in_flight.inc()
@@ -101,7 +139,7 @@ class ServiceMetrics(GenerationObserver):
         for step in record.text_steps:
             self.text_steps.labels(text_step_outcome(step)).inc()
             seconds = (step.finished_at - step.started_at).total_seconds()
-            self.text_step_seconds.observe(max(seconds, 0.0))
+            self.text_step_seconds.labels(step.name).observe(max(seconds, 0.0))
 
 
 @dataclass(frozen=True)
@@ -145,18 +183,17 @@ def _sd_families(stats: Any | None) -> Iterable[Metric]:
         "Jobs an SD instance finished, by outcome (succeeded, failed, cancelled).",
         labels=["instance", "outcome"],
     )
-    render = SummaryMetricFamily(
+    render = HistogramMetricFamily(
         "inspilot_sd_render_seconds",
         "Time an SD instance's slot was held per finished job.",
         labels=["instance"],
     )
     queue = GaugeMetricFamily("inspilot_sd_queue_depth", "Image jobs waiting for a free slot.")
-    wait = SummaryMetricFamily(
+    wait = HistogramMetricFamily(
         "inspilot_sd_queue_wait_seconds", "Time image jobs waited for a slot."
     )
     if stats is not None:
-        waited_s = 0.0
-        started = 0
+        waits = []
         for item in stats.instances:
             label = [item.instance]
             finished = max(item.jobs - item.busy, 0)
@@ -166,12 +203,20 @@ def _sd_families(stats: Any | None) -> Iterable[Metric]:
             jobs.add_metric([item.instance, "succeeded"], succeeded)
             jobs.add_metric([item.instance, "failed"], item.failures)
             jobs.add_metric([item.instance, "cancelled"], item.cancelled)
-            render.add_metric(label, count_value=finished, sum_value=item.busy_s)
-            waited_s += item.queue_wait_total_s
-            started += item.jobs
+            if item.render_counts is not None:
+                render.add_metric(label, *_histogram(item.render_counts))
+            if item.wait_counts is not None:
+                waits.append(item.wait_counts)
         queue.add_metric([], stats.queue_length)
-        wait.add_metric([], count_value=started, sum_value=waited_s)
+        wait.add_metric([], *_histogram(DurationCounts.merged(WAIT_BUCKETS_S, waits)))
     return (healthy, busy, jobs, render, queue, wait)
+
+
+def _histogram(counts: DurationCounts) -> tuple[list[tuple[str, float]], float]:
+    """Buckets (cumulative, ending with +Inf) and sum, as HistogramMetricFamily takes them."""
+    pairs = zip(counts.bounds, counts.cumulative, strict=True)
+    buckets = [(floatToGoString(bound), float(n)) for bound, n in pairs]
+    return [*buckets, ("+Inf", float(counts.count))], counts.sum_s
 
 
 def _record_families(writer: Any | None) -> Iterable[Metric]:

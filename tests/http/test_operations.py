@@ -14,6 +14,7 @@ from application.ports import TextAnswer, TextRequest
 from domain.errors import StorageError
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
+from entrypoints.settings import REPO_ROOT
 from tests.http.conftest import memory_settings
 
 LISTED_METRICS = (
@@ -114,11 +115,40 @@ def test_metrics_count_a_legacy_session_without_participant_data(client: TestCli
     assert sample(text, "inspilot_generation_seconds_count", pipeline="rapid_divergence") == 1
     # products, places, scene prompts, concepts: one attempt each.
     assert sample(text, "inspilot_text_steps_total", outcome="succeeded") == 4
-    assert sample(text, "inspilot_text_step_seconds_count") == 4
+    steps = ("products", "places", "scene_prompts", "concepts")
+    for step in steps:
+        key = f"paint/rapid_divergence/{step}"
+        assert sample(text, "inspilot_text_step_seconds_count", step=key) == 1
     assert sample(text, "inspilot_generations_in_flight") == 0
     # The RecordWriter in front of the store: its queue is empty once the records are written.
     assert sample(text, "inspilot_record_queue_depth") is not None
     assert sample(text, "inspilot_record_failures_total") == 0
+
+
+def test_metrics_follow_the_prometheus_conventions(client: TestClient[Any]) -> None:
+    client.post("/paint/start", json={"username": "p1"})
+    client.post("/paint/start", json={"username": ""})
+    text = client.get("/metrics").text
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
+    for name in (
+        "inspilot_http_request_seconds",
+        "inspilot_generation_seconds",
+        "inspilot_text_step_seconds",
+        "inspilot_sd_render_seconds",
+        "inspilot_sd_queue_wait_seconds",
+    ):
+        assert types[name] == "histogram", name
+    assert "_created" not in text
+    assert types["process_resident_memory_bytes"] == "gauge"
+    assert types["python_info"] == "gauge"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for name in types:
+        if name.startswith("inspilot_"):
+            assert f"`{name}" in readme, f"{name} is not in the README's metrics table"
+    assert re.search(r'^inspilot_build_info\{version="[^"]+"\} 1\.0$', text, re.MULTILINE)
+    labels = {"route": "/paint/start", "method": "POST"}
+    assert sample(text, "inspilot_http_request_seconds_count", **labels, status_class="2xx") == 1
+    assert sample(text, "inspilot_http_request_seconds_count", **labels, status_class="4xx") == 1
 
 
 def test_research_routes_are_labelled_by_template(container: Container) -> None:

@@ -81,3 +81,13 @@ def test_sd_jobs_and_queue_figures_are_read_from_the_pool(sd_servers: list[FakeS
     assert all(sample(text, "inspilot_sd_instance_busy", instance=url) == 0 for url in urls)
     assert sample(text, "inspilot_sd_queue_depth") == 0
     assert sample(text, "inspilot_sd_queue_wait_seconds_count") == 4
+    # Histograms: every job in the +Inf bucket, each bucket at most the next one.
+    for url in urls:
+        counts = [
+            sample(text, "inspilot_sd_render_seconds_bucket", instance=url, le=le)
+            for le in ("0.5", "1.0", "300.0", "+Inf")
+        ]
+        assert counts == sorted(counts), counts
+    infinite = "inspilot_sd_render_seconds_bucket"
+    assert sum(sample(text, infinite, instance=url, le="+Inf") or 0 for url in urls) == 4
+    assert sample(text, "inspilot_sd_queue_wait_seconds_bucket", le="+Inf") == 4
