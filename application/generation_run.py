@@ -16,6 +16,7 @@ from application.ports import (
     GeneratedImage,
     GenerationObserver,
     ImageGenerator,
+    ImageRequest,
     PromptCatalog,
     RunStarted,
     TemplateVersion,
@@ -278,6 +279,8 @@ class GenerationRun:
                 template=version.path,
                 template_version=version.digest,
                 prompt_set_version=self._prompts.set_version,
+                expected_count=expected,
+                choices=tuple(options),
             )
             self._progress(StepProgress(spec.key, StepStatus.STARTED, attempt))
             try:
@@ -322,7 +325,7 @@ class GenerationRun:
         )
 
     async def _render_one(
-        self, kind: str, request: Any, version: TemplateVersion | None
+        self, kind: str, request: ImageRequest, version: TemplateVersion | None
     ) -> ImageStep:
         clock = self._gateway.clock
         started = clock.now()
@@ -330,6 +333,7 @@ class GenerationRun:
             "template": version.path if version else None,
             "template_version": version.digest if version else None,
             "prompt_set_version": self._prompts.set_version,
+            "options": request.options(),
         }
         try:
             image: GeneratedImage = await self._gateway.images.generate(request)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from string import Template
 from typing import Any, Protocol, runtime_checkable
@@ -67,6 +67,26 @@ class ImageRequest:
     denoising_strength: float = 0.7
     checkpoint: str | None = "sd_xl_base_1.0"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def with_options(
+        cls, prompt: str, negative_prompt: str, options: Mapping[str, Any]
+    ) -> ImageRequest:
+        """A request from txt2img options as templates and records spell them (lists)."""
+        converted = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in options.items()
+        }
+        return cls(prompt=prompt, negative_prompt=negative_prompt, **converted)
+
+    def options(self) -> dict[str, Any]:
+        """Everything but the prompts, JSON-shaped (lists, not tuples), as a record keeps it."""
+        return {
+            item.name: list(value) if isinstance(value, tuple) else value
+            for item in fields(self)
+            if item.name not in ("prompt", "negative_prompt")
+            for value in [getattr(self, item.name)]
+        }
 
 
 @dataclass(frozen=True)
@@ -260,15 +280,8 @@ class ImageTemplate:
     version: TemplateVersion | None = None
 
     def request_for(self, prompt: str) -> ImageRequest:
-        fields = {
-            key: tuple(value) if isinstance(value, list) else value
-            for key, value in self.options.items()
-        }
-        return ImageRequest(
-            prompt=Template(self.positive).substitute(prompt=prompt),
-            negative_prompt=self.negative,
-            **fields,
-        )
+        positive = Template(self.positive).substitute(prompt=prompt)
+        return ImageRequest.with_options(positive, self.negative, self.options)
 
 
 class PromptCatalog(Protocol):

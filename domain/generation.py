@@ -118,6 +118,10 @@ class TextStep:
     endpoint: str | None = None  # which of several text endpoints answered
     # The whole prompt set's version (a hash over all its templates) the run was pinned to.
     prompt_set_version: str | None = None
+    # The rest of the request, so `inspilot replay` can send it again: how many items were
+    # asked and, for a choice, the names offered (None on records made before replay).
+    expected_count: int | None = None
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,9 @@ class ImageStep:
     template: str | None = None
     template_version: str | None = None
     prompt_set_version: str | None = None
+    # The request's txt2img options as sent (size, steps, sampler, styles, the seed asked
+    # for, checkpoint, extra), so `inspilot replay` can send it again; `seed` is the one used.
+    options: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

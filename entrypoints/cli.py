@@ -201,6 +201,13 @@ def _generate(args: argparse.Namespace) -> int:
         return 2
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from entrypoints.replay_command import replay
+
+    settings = _command_settings()
+    return 2 if settings is None else replay(args, settings)
+
+
 def _prompts(args: argparse.Namespace) -> int:
     from entrypoints.prompts_command import check
 
@@ -237,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     from entrypoints.prompts_command import add_arguments as add_prompts_arguments
 
     add_prompts_arguments(commands.add_parser("prompts", help="check a prompt set offline"))
+    from entrypoints.replay_command import add_arguments as add_replay_arguments
+
+    add_replay_arguments(
+        commands.add_parser("replay", help="run a recorded generation again and compare")
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -246,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return _generate(args)
     if args.command == "prompts":
         return _prompts(args)
+    if args.command == "replay":
+        return _replay(args)
     return 2
 
 

@@ -9,10 +9,13 @@ through its database process instead of starting their own.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from application.ports import ExperimentRepository, Lifecycle
 from domain.errors import InsPilotError
 from entrypoints.settings import Settings
 
@@ -62,6 +65,25 @@ class CommandStorage:
                 "current directory): run the command where the service keeps its data, or "
                 "set INSPILOT_DATA_DIR to that directory"
             )
+
+
+@asynccontextmanager
+async def opened_repository(storage: CommandStorage) -> AsyncIterator[ExperimentRepository]:
+    """The study's repository, open for the command: the service's own database process
+    when it runs (read beside it, no token needed: whoever can read the data directory
+    can read the data), else the configured storage."""
+    from entrypoints.container import build_container
+
+    repository: ExperimentRepository = (
+        storage.repository_beside_service() or build_container(storage.settings).repository()
+    )
+    if isinstance(repository, Lifecycle):
+        await repository.start()
+    try:
+        yield repository
+    finally:
+        if isinstance(repository, Lifecycle):
+            await repository.close()
 
 
 def command_storage(settings: Settings) -> CommandStorage:

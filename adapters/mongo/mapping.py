@@ -248,7 +248,10 @@ def _load_sketches(inputs: Any, files: Mapping[str, bytes]) -> Any:
 def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
     plan = BlobPlan()
     inputs, sketches = _store_sketches(record.inputs, plan)
-    text_steps = [{**_step_fields(s), "items": list(s.items)} for s in record.text_steps]
+    text_steps = [
+        {**_step_fields(s), "items": list(s.items), "choices": list(s.choices)}
+        for s in record.text_steps
+    ]
     image_steps = []
     for step in record.image_steps:
         encoded = _step_fields(step)
@@ -317,7 +320,13 @@ def without_images(document: Mapping[str, Any]) -> Document:
 
 def decode_generation(document: Mapping[str, Any], files: Mapping[str, bytes]) -> GenerationRecord:
     text_steps = tuple(
-        TextStep(**{**step, "items": tuple(step.get("items", ()))})
+        TextStep(
+            **{
+                **step,
+                "items": tuple(step.get("items", ())),
+                "choices": tuple(step.get("choices", ())),
+            }
+        )
         for step in document.get("text_steps", [])
     )
     image_steps = tuple(

@@ -21,9 +21,13 @@ from typing import IO
 
 import httpx
 
-from application.ports import ExperimentRepository, Lifecycle
 from domain.errors import InsPilotError
-from entrypoints.command_storage import CommandStorage, NoStudyHere, command_storage
+from entrypoints.command_storage import (
+    CommandStorage,
+    NoStudyHere,
+    command_storage,
+    opened_repository,
+)
 from entrypoints.export.archive import ExportProgress, stream_study, study_filter
 from entrypoints.settings import Settings
 
@@ -155,24 +159,12 @@ async def _from_service(
 async def _from_storage(
     storage: CommandStorage, args: argparse.Namespace, progress: _Progress
 ) -> AsyncIterator[bytes]:
-    from entrypoints.container import build_container
-
     study = study_filter(args.username, _iso(args.since, "since"), _iso(args.until, "until"))
-    # The service's own database process when it runs: read beside it, no token needed
-    # (whoever can read the data directory can read the data).
-    repository: ExperimentRepository = (
-        storage.repository_beside_service() or build_container(storage.settings).repository()
-    )
-    if isinstance(repository, Lifecycle):
-        await repository.start()
-    try:
+    async with opened_repository(storage) as repository:
         async for chunk in stream_study(
             repository, study, ExportProgress(on_change=progress.counted)
         ):
             yield chunk
-    finally:
-        if isinstance(repository, Lifecycle):
-            await repository.close()
 
 
 async def _export(

@@ -100,6 +100,8 @@ def _text_step(step: TextStep) -> dict[str, Any]:
         "template": step.template,
         "templateVersion": step.template_version,
         "promptSetVersion": step.prompt_set_version,
+        "expectedCount": step.expected_count,
+        "choices": list(step.choices),
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
     }
@@ -118,6 +120,7 @@ def _image_step(record_id: str, step: ImageStep) -> dict[str, Any]:
         "template": step.template,
         "templateVersion": step.template_version,
         "promptSetVersion": step.prompt_set_version,
+        "options": step.options,
         "startedAt": _time(step.started_at),
         "finishedAt": _time(step.finished_at),
         "imageUrl": None if step.error else image_url(record_id, step.id),

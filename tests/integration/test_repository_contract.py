@@ -123,6 +123,8 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
                 template="paint/rapid_divergence/products.txt",
                 template_version="0123456789abcdef",
                 prompt_set_version="00aa11bb22cc33dd",
+                expected_count=2,
+                choices=("伞", "杯", "灯"),
             ),
         ),
         image_steps=(
@@ -138,6 +140,7 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
                 template="paint/images/scene",
                 template_version="fedcba9876543210",
                 prompt_set_version="00aa11bb22cc33dd",
+                options={"width": 1024, "styles": ["photographic"], "seed": -1, "extra": {"a": 1}},
             ),
             ImageStep("scene", "a cafe", "text", at, at, error="timeout"),
         ),
