@@ -18,7 +18,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.access import ResearchAccess, research_guard
 from entrypoints.http.condition_prefix import ConditionPrefixes
 from entrypoints.http.connection_guard import ConnectionGuard
-from entrypoints.http.dashboard import DashboardController
+from entrypoints.http.dashboard import DashboardController, favicon
 from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
 from entrypoints.http.free_space import FreeSpace, free_space_guard
@@ -72,6 +72,7 @@ def create_app(container: Container | None = None) -> Litestar:
             health_ready,
             metrics,
             DashboardController,
+            favicon,
         ],
         dependencies={
             **dependencies(container),

@@ -21,9 +21,16 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from application.monitoring import RunMonitor
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, StudyFilter
+from domain.errors import InvalidInput
 from domain.experiment import check_username
+from domain.generation import Outcome, Pipeline
 from entrypoints.http.access import COOKIE, OFF_MESSAGE, ResearchAccess, matches
+from entrypoints.http.dashboard_study import (
+    PAGE_SIZE,
+    GenerationFilter,
+    summarize_digests,
+)
 from entrypoints.http.dashboard_views import (
     condition_counts,
     generation_view,
@@ -100,6 +107,81 @@ async def _participant_page(username: str, repository: ExperimentRepository) -> 
     )
 
 
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    b'<rect width="16" height="16" rx="3" fill="#1d2430"/>'
+    b'<path d="M5 3h6v2H9v6h2v2H5v-2h2V5H5z" fill="#fff"/></svg>'
+)
+
+
+@get("/favicon.ico", include_in_schema=False, sync_to_thread=False)
+def favicon() -> Response[bytes]:
+    """The tab icon (an SVG: every browser the researchers use shows it)."""
+    return Response(
+        FAVICON,
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+async def _generations_page(query: dict[str, str], repository: ExperimentRepository) -> Template:
+    """The filtered generations, newest first, 50 a page, with a summary of all that match.
+
+    One pass over the chosen records keeps only a few fields of each; the page's records
+    are then loaded again whole, so memory holds one page, not the study.
+    """
+    try:
+        chosen = GenerationFilter.of(query)
+        page = int(query.get("page") or 1)
+        if page < 1:
+            raise InvalidInput("page", "must be 1 or more")
+    except ValueError:
+        return _generations_error(GenerationFilter(), "page: must be a whole number")
+    except InvalidInput as exc:
+        return _generations_error(GenerationFilter(), exc.message)
+    study = StudyFilter(
+        frozenset({chosen.participant}) if chosen.participant else None,
+        chosen.since_at,
+        chosen.until_at,
+    )
+    digests = [
+        (record.id, record.pipeline.value, record.outcome, record.duration_s)
+        async for record in repository.iter_generations(study)
+        if chosen.admits(record)
+    ]
+    digests.reverse()  # newest first
+    pages = max(1, -(-len(digests) // PAGE_SIZE))
+    shown = digests[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    records = [await repository.get_generation(d[0], with_images=False) for d in shown]
+    return _page(
+        "generations",
+        f=chosen,
+        page=page,
+        pages=pages,
+        total=len(digests),
+        summary=summarize_digests(digests),
+        generations=[generation_view(record) for record in records if record is not None],
+        pipelines=[p.value for p in Pipeline],
+        outcomes=[o.value for o in Outcome],
+    )
+
+
+def _generations_error(chosen: GenerationFilter, error: str) -> Template:
+    return _page(
+        "generations",
+        status=400,
+        f=chosen,
+        error=error,
+        page=1,
+        pages=1,
+        total=0,
+        summary=[],
+        generations=[],
+        pipelines=[p.value for p in Pipeline],
+        outcomes=[o.value for o in Outcome],
+    )
+
+
 class DashboardController(Controller):
     path = "/dashboard"
     tags: ClassVar[list[str]] = ["dashboard"]
@@ -163,6 +245,32 @@ class DashboardController(Controller):
             recent=[generation_view(record) for record in recent],
             prompt_sets=prompt_set_views(prompt_catalogs),
         )
+
+    @get("/generations", operation_id="dashboardGenerations")
+    async def generations(
+        self,
+        request: AnyRequest,
+        research_access: NamedDependency[ResearchAccess],
+        repository: NamedDependency[ExperimentRepository],
+    ) -> Template | Response[Any]:
+        """Every generation, filtered by the query (kept in the URL) and paged."""
+        if not research_access.admits(request):
+            return Redirect(LOGIN, status_code=303)
+        query = {key: request.query_params.get(key) or "" for key in request.query_params}
+        return await _generations_page(query, repository)
+
+    @get("/participants.json", operation_id="dashboardParticipantsJson", media_type=MediaType.JSON)
+    async def participants_json(
+        self,
+        request: AnyRequest,
+        research_access: NamedDependency[ResearchAccess],
+        repository: NamedDependency[ExperimentRepository],
+    ) -> Response[Any]:
+        """The participant table's rows, for the page to refresh itself."""
+        if not research_access.admits(request):
+            return Response({"error": "log in at /dashboard/login"}, status_code=401)
+        rows = participant_rows(await repository.list_participants())
+        return Response(rows, headers={"Cache-Control": "no-store"})
 
     @get("/participants/{username:str}", operation_id="dashboardParticipant", status_code=301)
     async def participant(self, username: FromPath[str]) -> Response[Any]:

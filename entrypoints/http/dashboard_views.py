@@ -11,6 +11,7 @@ from application.monitoring import RunMonitor
 from application.ports import ParticipantSummary
 from domain.experiment import SCHEME_STAGES, Experiment, Scheme
 from domain.generation import GenerationRecord
+from entrypoints.http.dashboard_study import waterfall
 from entrypoints.http.presenters import image_url
 from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.settings import Settings
@@ -159,6 +160,7 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
         "duration": f"{record.duration_s:.2f}",
         "inputs": readable_inputs(record.inputs),
         "stimuli": stimuli_view(record),
+        "waterfall": waterfall(record),
         "text_steps": [
             {
                 "name": step.name,

@@ -135,3 +135,63 @@ def test_a_legacy_generation_shows_on_the_dashboard(service: str, browser: Any) 
     stranger.goto(f"{service}/dashboard/participants/p07")
     assert stranger.url.endswith("/dashboard/login") and "p07" not in stranger.content()
     context.close()
+
+
+WIDTH = 1400
+
+
+def _deep_with_sketch(url: str) -> None:
+    prompts = {
+        "designTask": "为独居老人设计一款厨房用品" * 3,
+        "designTexts": ["可以折叠，方便收纳" * 20, "带灯"],
+        "designImage": SKETCH,
+        "schemeId": 0,
+    }
+    body = {"appid": 0, "type": 1, "username": "p07", "prompts": prompts}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.post("/generate", json=body).json()["success"] is True
+
+
+def _log_in(context: Any, service: str) -> Any:
+    page = context.new_page()
+    page.goto(f"{service}/dashboard/login")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{service}/dashboard")
+    return page
+
+
+def test_the_dashboard_to_study_with(service: str, browser: Any) -> None:
+    _legacy_session(service)
+    _deep_with_sketch(service)
+    context = browser.new_context(viewport={"width": WIDTH, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = _log_in(context, service)
+
+    # The participant table refreshes itself: a new participant appears without a reload.
+    httpx.post(f"{service}/paint/start", json={"username": "p08"})
+    page.wait_for_selector('#participants tr[data-username="p08"]')
+
+    for path in ("/dashboard", "/dashboard/participant?username=p07", "/dashboard/generations"):
+        page.goto(f"{service}{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= WIDTH, f"{path} is {width} px wide"
+
+    # Inputs are readable: Chinese as written, the sketch a thumbnail, never a data URI.
+    deep = page.locator("section.generation", has=page.locator(".pipeline", has_text="deep"))
+    inputs = deep.locator("table.inputs").inner_text()
+    assert "可以折叠，方便收纳" in inputs and "\\u" not in inputs and "base64" not in inputs
+    assert deep.locator("img.sketch-thumb").count() == 1
+    assert deep.locator("svg.waterfall rect").count() >= 6  # identify ... functions, 3 images
+
+    # Filters go in the URL and narrow the list and its summary.
+    page.select_option("select[name=pipeline]", "deep_divergence")
+    page.click(".filters button[type=submit]")
+    page.wait_for_url("**pipeline=deep_divergence**")
+    assert page.locator("section.generation").count() == 1
+    assert page.locator("#summary tbody tr").count() == 1
+    assert page.inner_text('#summary tr[data-pipeline="deep_divergence"] td.rate') == "100 %"
+
+    icon = page.goto(f"{service}/favicon.ico")
+    assert icon is not None and icon.status == 200
+    context.close()
