@@ -23,6 +23,8 @@ from domain.progress import JobEnded, JobEvent, JobStatus
 logger = logging.getLogger("inspilot.jobs")
 
 REPLICA_STOPPED = "the replica running it stopped"
+# A follower with nothing new for this many polls checks that the job still exists.
+_RECHECK_EVERY = 40
 
 
 class ReplicaStopped(InsPilotError):
@@ -99,8 +101,9 @@ class RemoteJob:
         return None  # only its presented form (`result_view`) crossed the board
 
     async def follow(self) -> AsyncIterator[JobEvent]:
-        """Every event from the first, polled from the board until the job's end."""
-        seen = 0
+        """Every event from the first, polled from the board until the job's end (or until
+        the job is gone from the board: every stream ends)."""
+        seen = idle = 0
         while True:
             events = await self._board.events(self.view.id, seen)
             for event in events:
@@ -108,8 +111,13 @@ class RemoteJob:
                 yield event
                 if isinstance(event, JobEnded):
                     return
-            if not events:
-                await asyncio.sleep(self._poll_s)
+            if events:
+                idle = 0
+                continue
+            idle += 1
+            if idle % _RECHECK_EVERY == 0 and await self._board.get(self.view.id) is None:
+                return
+            await asyncio.sleep(self._poll_s)
 
 
 class OrphanRecorder:

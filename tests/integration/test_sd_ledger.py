@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -15,7 +13,6 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.sd_webui import SdWebUIImageGenerator, SharedLedger
 from adapters.sd_webui.ledger import MongoSlotLedger
 from application.ports import ImageRequest
@@ -59,18 +56,6 @@ def replicas_on(uri: str, database: str) -> Replica:
 @pytest.fixture
 def replica(mongodb_uri: str, mongo_database: str) -> Replica:
     return replicas_on(mongodb_uri, mongo_database)
-
-
-@pytest.fixture(scope="module")
-def replica_set_uri() -> Iterator[str]:
-    """A one-node replica set of the embedded server: it has change streams."""
-    data_dir = tempfile.mkdtemp(prefix="inspilot-rs-")
-    server = EmbeddedMongoProcess(data_dir, replica_set="rs0")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def ledger_of(generator: SdWebUIImageGenerator) -> MongoSlotLedger:
