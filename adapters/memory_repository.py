@@ -8,6 +8,7 @@ Data is gone when the process ends.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -22,6 +23,7 @@ from domain.attribution import Attribution, Evidence
 from domain.errors import NotFound
 from domain.experiment import SCHEME_STAGES, ConditionMove, Experiment
 from domain.generation import GenerationRecord, Outcome
+from domain.timeline import SAVE_MARKS_KEPT, SaveMark
 
 
 def _keys_of(experiment: Experiment) -> tuple[frozenset[str], frozenset[str]]:
@@ -38,6 +40,7 @@ class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
         self._keys: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._addresses: dict[str, dict[str, datetime]] = {}
         self._places: dict[tuple[str, str], int] = {}
+        self._saves: dict[str, deque[SaveMark]] = {}
 
     async def start(self) -> None:
         return None
@@ -61,6 +64,9 @@ class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
     async def get(self, username: str) -> Experiment | None:
         return self._experiments.get(username)
 
+    async def save_marks(self, username: str) -> Sequence[SaveMark]:
+        return list(self._saves.get(username, ()))
+
     async def save(self, experiment: Experiment) -> None:
         async with self._lock:
             stored = self._experiments.get(experiment.username)
@@ -78,6 +84,9 @@ class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
                 condition_moves=stored.condition_moves,
             )
             self._keys[experiment.username] = _keys_of(experiment)
+            if experiment.updated_at is not None:
+                marks = self._saves.setdefault(experiment.username, deque(maxlen=SAVE_MARKS_KEPT))
+                marks.append(SaveMark.of(experiment, experiment.updated_at))
 
     async def add_generation(self, record: GenerationRecord) -> None:
         self._generations[record.id] = record

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 from domain.attribution import Attribution, Evidence
 from domain.experiment import ConditionMove, Experiment, Stage
 from domain.generation import GenerationRecord, Pipeline
+from domain.timeline import SaveMark
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,11 @@ class ExperimentRepository(Protocol):
 
     async def list_participants(self) -> Sequence[ParticipantSummary]:
         """Every session by username, with its generation counts; no sketches are loaded."""
+        ...
+
+    async def save_marks(self, username: str) -> Sequence[SaveMark]:
+        """The participant's saves as they arrived, oldest first (the last
+        SAVE_MARKS_KEPT), for the timeline; [] for an unknown username."""
         ...
 
     def iter_sessions(self, study: StudyFilter) -> AsyncIterator[Experiment]:

@@ -15,6 +15,7 @@ from domain.attribution import Attribution, Evidence
 from domain.errors import InsPilotError
 from domain.experiment import ConditionMove, Experiment
 from domain.generation import GenerationRecord
+from domain.timeline import SaveMark
 
 logger = logging.getLogger("inspilot.records")
 
@@ -219,6 +220,9 @@ class RecordWriter(ExperimentRepository):
 
     async def save(self, experiment: Experiment) -> None:
         await self._store.save(experiment)
+
+    async def save_marks(self, username: str) -> Sequence[SaveMark]:
+        return await self._store.save_marks(username)
 
     async def list_participants(self) -> Sequence[ParticipantSummary]:
         # Records still queued are counted once written: an overview may lag by the queue.

@@ -22,6 +22,7 @@ from domain.generation import (
 )
 from domain.images import data_uri, decode_data_uri, image_sha256
 from domain.stimuli import Shown
+from domain.timeline import SaveMark
 
 IMAGE_KEY = "canvasImage"
 # A blob at most this size may stay inside its document...
@@ -195,6 +196,19 @@ def decode_session(document: Mapping[str, Any], files: Mapping[str, bytes]) -> E
             for move in document.get("condition_moves", [])
         ),
     )
+
+
+def encode_save_mark(experiment: Experiment) -> Document | None:
+    if experiment.updated_at is None:
+        return None
+    mark = SaveMark.of(experiment, experiment.updated_at)
+    return {"at": mark.at, "stage": mark.stage.value, "schemes": list(mark.schemes)}
+
+
+def decode_save_marks(documents: list[Mapping[str, Any]]) -> list[SaveMark]:
+    return [
+        SaveMark(item["at"], Stage(item["stage"]), tuple(item["schemes"])) for item in documents
+    ]
 
 
 def inline_size(document: Mapping[str, Any]) -> int:

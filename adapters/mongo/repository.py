@@ -37,6 +37,7 @@ from domain.attribution import Attribution, Evidence
 from domain.errors import StorageError
 from domain.experiment import ConditionMove, Experiment
 from domain.generation import GenerationRecord
+from domain.timeline import SaveMark
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +219,10 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
     async def save(self, experiment: Experiment) -> None:
         with storage_errors(f"saving the session of '{experiment.username}'"):
             await self._session_records.save(experiment)
+
+    async def save_marks(self, username: str) -> Sequence[SaveMark]:
+        with storage_errors(f"loading the saves of '{username}'"):
+            return await self._session_records.save_marks(username)
 
     async def add_generation(self, record: GenerationRecord) -> None:
         blobs = self._blobs

@@ -14,6 +14,7 @@ from adapters.mongo import mapping
 from adapters.mongo.blobs import LOAD_ATTEMPTS, BlobMissing, BlobStore
 from domain.errors import NotFound, StorageError
 from domain.experiment import Experiment
+from domain.timeline import SAVE_MARKS_KEPT, SaveMark
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,13 @@ class SessionStore:
         self._sessions = sessions
         self._blobs = blobs
 
+    async def save_marks(self, username: str) -> list[SaveMark]:
+        document = await self._sessions.find_one({"username": username}, {"saves": 1})
+        return mapping.decode_save_marks(document.get("saves", []) if document else [])
+
     async def get(self, username: str) -> Experiment | None:
         for _ in range(LOAD_ATTEMPTS):
-            document = await self._sessions.find_one({"username": username})
+            document = await self._sessions.find_one({"username": username}, {"saves": 0})
             if document is None:
                 return None
             try:
@@ -75,9 +80,13 @@ class SessionStore:
 
     async def save(self, experiment: Experiment) -> None:
         username = experiment.username
+        # The save is marked as it arrives (a superseded save still happened), in the
+        # same update that draws its ticket; the list keeps the last SAVE_MARKS_KEPT.
+        mark = mapping.encode_save_mark(experiment)
+        push = {"saves": {"$each": [mark], "$slice": -SAVE_MARKS_KEPT}}
         current = await self._sessions.find_one_and_update(
             {"username": username},
-            {"$inc": {"save_seq": 1}},
+            {"$inc": {"save_seq": 1}, "$push": push} if mark else {"$inc": {"save_seq": 1}},
             projection={"_id": 1, "save_seq": 1},
             return_document=ReturnDocument.AFTER,
         )

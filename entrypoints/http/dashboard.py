@@ -29,6 +29,7 @@ from entrypoints.http.access import COOKIE, OFF_MESSAGE, ResearchAccess, matches
 from entrypoints.http.dashboard_study import (
     PAGE_SIZE,
     GenerationFilter,
+    participant_timeline,
     summarize_digests,
 )
 from entrypoints.http.dashboard_views import (
@@ -96,12 +97,14 @@ async def _participant_page(username: str, repository: ExperimentRepository) -> 
     if experiment is None:
         return _page("missing", status=404, username=username)
     records = await repository.list_generations(username, GENERATIONS_SHOWN, with_images=False)
+    marks = await repository.save_marks(username)
     return _page(
         "participant",
         username=username,
         stage=experiment.current_stage.value,
         task=experiment.design_task,
         stages=sketches_by_stage(experiment),
+        timeline=participant_timeline(experiment.created_at, marks, records),
         generations=[generation_view(record) for record in records],
         shown=GENERATIONS_SHOWN,
     )

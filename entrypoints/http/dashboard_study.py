@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from domain.errors import InvalidInput
+from domain.experiment import Stage
 from domain.generation import GenerationRecord, Outcome, Pipeline
+from domain.timeline import SaveMark, stage_durations
 
 PAGE_SIZE = 50
 FILTER_FIELDS = (
@@ -132,6 +134,70 @@ def summarize_digests(digests: Iterable[Digest]) -> list[PipelineSummary]:
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One event on a participant's time axis, placed in percent of the session's span."""
+
+    row: str  # "session" (start and saves) or "generations"
+    at: str
+    place: float
+    label: str
+    kind: str  # start, save, stage (a save that changed the stage), or the outcome
+
+
+def participant_timeline(
+    created: datetime | None, marks: Sequence[SaveMark], records: Sequence[GenerationRecord]
+) -> dict[str, object]:
+    """Start, every save (stage changes marked), every generation with its outcome, on one
+    time axis; and the time spent in each stage."""
+    times = [t for t in (created, *(m.at for m in marks), *(r.started_at for r in records)) if t]
+    if not times:
+        return {"moments": [], "stages": []}
+    first, last = min(times), max(times)
+    span = max((last - first).total_seconds(), 1e-6)
+
+    def place(at: datetime) -> float:
+        return round((at - first).total_seconds() / span * 100, 2)
+
+    moments = []
+    if created is not None:
+        moments.append(Moment("session", _clock(created), place(created), "start", "start"))
+    stage = Stage.NOT_READY
+    for mark in marks:
+        changed = mark.stage is not stage
+        label = f"{mark.stage.value}" if changed else "save"
+        schemes = "/".join(map(str, mark.schemes))
+        moments.append(
+            Moment(
+                "session",
+                _clock(mark.at),
+                place(mark.at),
+                f"{label} ({schemes})",
+                "stage" if changed else "save",
+            )
+        )
+        stage = mark.stage
+    for record in sorted(records, key=lambda r: r.started_at):
+        moments.append(
+            Moment(
+                "generations",
+                _clock(record.started_at),
+                place(record.started_at),
+                f"{record.pipeline.value} {record.outcome.value}",
+                record.outcome.value,
+            )
+        )
+    stages = [
+        (spent_in.value, f"{seconds / 60:.1f} min")
+        for spent_in, seconds in stage_durations(marks, created, last)
+    ]
+    return {"moments": moments, "stages": stages, "from": _clock(first), "to": _clock(last)}
+
+
+def _clock(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(frozen=True)

@@ -147,3 +147,36 @@ def test_the_participant_table_and_the_favicon(
     client.post("/dashboard/logout")
     assert client.get("/dashboard/participants.json").status_code == 401
     assert client.get("/dashboard/generations", follow_redirects=False).status_code == 303
+
+
+def test_a_participants_timeline_and_time_per_stage(
+    dashboard: tuple[TestClient[Any], Container],
+) -> None:
+    client, _ = dashboard
+    client.post("/paint/start", json={"username": "p05"})
+    for stage in ("快速发散", "快速发散", "深入发散"):
+        save = {
+            "username": "p05",
+            "data": {"designSchemes": {stage: []}, "designTask": "t", "currentStage": stage},
+        }
+        assert client.post("/paint/save", json=save).status_code == 200
+    body = {"appid": 0, "type": 0, "username": "p05", "prompts": {"task": "厨房", "num": 1}}
+    assert client.post("/generate", json=body).status_code == 200
+    page = client.get("/dashboard/participant", params={"username": "p05"}).text
+    moments = re.findall(
+        r'<circle class="moment (\w+) (\w+)" data-at="[^"]+" data-label="([^"]*)"', page
+    )
+    assert [(row, kind) for row, kind, _ in moments] == [
+        ("session", "start"),
+        ("session", "stage"),
+        ("session", "save"),
+        ("session", "stage"),
+        ("generations", "succeeded"),
+    ]
+    assert moments[1][2].startswith("快速发散") and moments[3][2].startswith("深入发散")
+    times = page[page.index('id="stage-times"') :]
+    assert [name for name in re.findall(r"<tr><td>([^<]+)</td>", times)] == [
+        "准备",
+        "快速发散",
+        "深入发散",
+    ]

@@ -288,3 +288,45 @@ async def test_a_study_is_read_one_session_and_one_record_at_a_time(
     loaded = [r async for r in repository.iter_generations(StudyFilter(frozenset({"bo"})))]
     assert [step.image for r in loaded for step in r.image_steps] == [None] * 4
     assert loaded[0].text_steps == records[1].text_steps
+
+
+async def test_every_save_is_marked_in_order(repository: ExperimentRepository) -> None:
+    started = await repository.get_or_create(Experiment(username="tia", created_at=T0))
+    stages = (Stage.RAPID_DIVERGENCE, Stage.RAPID_DIVERGENCE, Stage.DEEP_DIVERGENCE)
+    for minute, stage in enumerate(stages, 1):
+        schemes = {Stage.RAPID_DIVERGENCE: tuple(scheme(f"s{n}") for n in range(minute))}
+        await repository.save(
+            started.with_saved_state(
+                current_stage=stage,
+                design_task="t",
+                schemes=schemes,
+                at=T0 + timedelta(minutes=minute),
+            )
+        )
+    marks = await repository.save_marks("tia")
+    assert [(m.at, m.stage, m.schemes) for m in marks] == [
+        (T0 + timedelta(minutes=1), Stage.RAPID_DIVERGENCE, (1, 0, 0)),
+        (T0 + timedelta(minutes=2), Stage.RAPID_DIVERGENCE, (2, 0, 0)),
+        (T0 + timedelta(minutes=3), Stage.DEEP_DIVERGENCE, (3, 0, 0)),
+    ]
+    assert await repository.save_marks("nobody") == []
+    # The session itself reads as before.
+    loaded = await repository.get("tia")
+    assert loaded is not None and loaded.current_stage is Stage.DEEP_DIVERGENCE
+
+
+async def test_only_the_latest_saves_are_kept(
+    repository: ExperimentRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("adapters.memory_repository.SAVE_MARKS_KEPT", 2)
+    monkeypatch.setattr("adapters.mongo.sessions.SAVE_MARKS_KEPT", 2)
+    started = await repository.get_or_create(Experiment(username="una", created_at=T0))
+    for minute in range(1, 4):
+        at = T0 + timedelta(minutes=minute)
+        await repository.save(
+            started.with_saved_state(
+                current_stage=Stage.CONVERGENCE, design_task="t", schemes={}, at=at
+            )
+        )
+    marks = await repository.save_marks("una")
+    assert [m.at for m in marks] == [T0 + timedelta(minutes=2), T0 + timedelta(minutes=3)]
