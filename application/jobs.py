@@ -15,6 +15,7 @@ from typing import Any
 
 from application.generation_run import ProgressSink, planned_generation_id, run_source
 from application.job_board import REPLICA_STOPPED, JobBoard, JobView, RemoteJob
+from application.pipeline import PipelineResult
 from application.ports import Clock
 from domain.errors import InsPilotError, NotFound, TooManyJobs
 from domain.experiment import new_id
@@ -23,7 +24,7 @@ from domain.progress import JobEnded, JobEvent, JobStatus, ProgressEvent
 
 logger = logging.getLogger("inspilot.jobs")
 
-Work = Callable[[ProgressSink], Awaitable[Any]]
+Work = Callable[[ProgressSink], Awaitable[PipelineResult]]
 """A pipeline run, given the sink its progress goes to; returns the use case's result."""
 
 CANCELLED_BY_CLIENT = f"{CANCELLED_PREFIX} the job was cancelled by its client"
@@ -49,7 +50,7 @@ class Job:
         self.created_at = created_at
         self.finished_at: datetime | None = None
         self.status = JobStatus.QUEUED
-        self.result: Any = None
+        self.result: PipelineResult | None = None
         self.error: BaseException | None = None
         self.events: list[JobEvent] = []
         self._wakeup = asyncio.Event()

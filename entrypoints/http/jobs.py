@@ -23,8 +23,8 @@ from application.attribution import RunContexts
 from application.generation_run import ModelGateway
 from application.job_board import RemoteJob
 from application.jobs import Job, JobService
+from application.pipeline import pictures_of
 from application.use_cases.research import GetGenerationImage
-from domain.creatives import images_of
 from domain.errors import NotFound
 from domain.experiment import Roster, check_username
 from domain.images import sniff_image_type
@@ -38,7 +38,7 @@ from entrypoints.http.envelope import (
     reply_schema,
 )
 from entrypoints.http.free_space import STORES
-from entrypoints.pipelines.base import Limits, PipelineEntry
+from entrypoints.pipelines.base import PipelineEntry, limits_of
 from entrypoints.pipelines.registry import PIPELINES, by_name
 from entrypoints.settings import Settings
 from entrypoints.wire import FieldPath, decode_struct
@@ -199,7 +199,7 @@ class JobsController(Controller):
         username = None if body.username is None else check_username(body.username)
         if username is not None:
             roster.check(username)  # 403 now, not a job that fails later
-        command = entry.build(body.inputs, Limits.of(settings), FieldPath("inputs"), username)
+        command = entry.build(body.inputs, limits_of(settings), FieldPath("inputs"), username)
         context = await run_contexts.for_request(
             username=username, evidence=entry.evidence(body.inputs), condition=body.condition
         )
@@ -260,8 +260,8 @@ class JobsController(Controller):
         if isinstance(job, RemoteJob) and job.status is JobStatus.DONE:
             # Its run's record holds the pictures (written moments after the job ended).
             picture = await get_generation_image.execute(job.generation_id, step_id)
-        elif job.status is JobStatus.DONE:
-            picture = images_of(getattr(job.result, "creatives", ())).get(step_id)
+        elif isinstance(job, Job) and job.status is JobStatus.DONE and job.result is not None:
+            picture = pictures_of(job.result).get(step_id)
         if picture is None:
             raise NotFound(f"image: no image '{step_id}' in job '{job_id}'")
         return Response(bytes(picture), media_type=sniff_image_type(picture) or "image/png")
