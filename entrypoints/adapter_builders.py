@@ -24,6 +24,7 @@ def azure_text_generator(settings: Settings) -> Any:
         concurrency=settings.text_concurrency,
         step_deadline_s=settings.text_deadline_s,
         structured_choices=settings.text_structured_choices,
+        vision_max_side=settings.vision_max_side,
     )
 
 
@@ -38,6 +39,7 @@ def openai_text_generator(settings: Settings) -> Any:
         concurrency=settings.text_concurrency,
         step_deadline_s=settings.text_deadline_s,
         structured_choices=settings.text_structured_choices,
+        vision_max_side=settings.vision_max_side,
     )
 
 
@@ -76,6 +78,7 @@ def endpoints_text_generator(settings: Settings) -> Any:
         endpoints,
         step_deadline_s=settings.text_deadline_s,
         structured_choices=settings.text_structured_choices,
+        vision_max_side=settings.vision_max_side,
     )
 
 
