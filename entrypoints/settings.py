@@ -317,7 +317,7 @@ class Settings:
         "",
         _text,
         "TOML file declaring the study's conditions and their assignment (empty: one "
-        "condition, `default`, on the prompts directory). See docs/study.md.",
+        "condition, `default`, on the prompts directory). See docs/participants-and-conditions.md.",
     )
     secret_key: str = _setting(
         "",
