@@ -378,6 +378,12 @@ class Settings:
         "64", _positive_int, "Event streams (/api/v1/jobs/{id}/events) open on one job (more: 429)."
     )
     sse_max: int = _setting("8192", _positive_int, "Event streams open in all (more: 429).")
+    max_inflight_mb: int = _setting(
+        "512",
+        _positive_int,
+        "Request bodies in flight at once, in MB (declared sizes); a body that would pass it "
+        "waits 2 s for room, then gets 503 with Retry-After.",
+    )
     max_task_chars: int = _setting(
         "10000",
         _positive_int,
