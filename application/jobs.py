@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from application.generation_run import ProgressSink, planned_generation_id, run_source
+from application.pipeline import PipelineResult
 from application.ports import Clock
 from domain.errors import InsPilotError, NotFound, TooManyJobs
 from domain.experiment import new_id
@@ -22,7 +22,7 @@ from domain.progress import JobEnded, JobEvent, JobStatus, ProgressEvent
 
 logger = logging.getLogger("inspilot.jobs")
 
-Work = Callable[[ProgressSink], Awaitable[Any]]
+Work = Callable[[ProgressSink], Awaitable[PipelineResult]]
 """A pipeline run, given the sink its progress goes to; returns the use case's result."""
 
 CANCELLED_BY_CLIENT = f"{CANCELLED_PREFIX} the job was cancelled by its client"
@@ -48,7 +48,7 @@ class Job:
         self.created_at = created_at
         self.finished_at: datetime | None = None
         self.status = JobStatus.QUEUED
-        self.result: Any = None
+        self.result: PipelineResult | None = None
         self.error: BaseException | None = None
         self.events: list[JobEvent] = []
         self._wakeup = asyncio.Event()

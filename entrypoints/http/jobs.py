@@ -22,7 +22,7 @@ from litestar.response.sse import ServerSentEventMessage
 from application.attribution import RunContexts
 from application.generation_run import ModelGateway
 from application.jobs import Job, JobService
-from domain.creatives import images_of
+from application.pipeline import pictures_of
 from domain.errors import NotFound
 from domain.experiment import Roster, check_username
 from domain.images import sniff_image_type
@@ -36,7 +36,7 @@ from entrypoints.http.envelope import (
     reply_schema,
 )
 from entrypoints.http.free_space import STORES
-from entrypoints.pipelines.base import Limits, PipelineEntry
+from entrypoints.pipelines.base import PipelineEntry, limits_of
 from entrypoints.pipelines.registry import PIPELINES, by_name
 from entrypoints.settings import Settings
 from entrypoints.wire import FieldPath, decode_struct
@@ -186,7 +186,7 @@ class JobsController(Controller):
         username = None if body.username is None else check_username(body.username)
         if username is not None:
             roster.check(username)  # 403 now, not a job that fails later
-        command = entry.build(body.inputs, Limits.of(settings), FieldPath("inputs"), username)
+        command = entry.build(body.inputs, limits_of(settings), FieldPath("inputs"), username)
         context = await run_contexts.for_request(
             username=username, evidence=entry.evidence(body.inputs), condition=body.condition
         )
@@ -239,8 +239,8 @@ class JobsController(Controller):
     ) -> Response[bytes]:
         """One picture of a finished job."""
         job = jobs.get(job_id)
-        creatives = getattr(job.result, "creatives", ()) if job.status is JobStatus.DONE else ()
-        picture = images_of(creatives).get(step_id)
+        done = job.result if job.status is JobStatus.DONE else None
+        picture = pictures_of(done).get(step_id) if done is not None else None
         if picture is None:
             raise NotFound(f"image: no image '{step_id}' in job '{job_id}'")
         return Response(bytes(picture), media_type=sniff_image_type(picture) or "image/png")
