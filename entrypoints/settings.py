@@ -274,6 +274,17 @@ class Settings:
     sd_queue_wait_s: float = _setting("300", _positive_float, "Longest wait for a free instance.")
     sd_timeout_s: float = _setting("180", _positive_float, "Timeout of one image on one instance.")
     sd_health_interval_s: float = _setting("15", _positive_float, "Seconds between health probes.")
+    sd_ledger: str = _setting(
+        "memory",
+        _choice("memory", "mongodb"),
+        "Where the SD slots and queue live: memory (one process) or mongodb (shared by "
+        "every worker and replica, in the storage's database; docs/scaling.md).",
+    )
+    sd_lease_s: float = _setting(
+        "15",
+        _positive_float,
+        "Seconds a replica's hold on an SD slot lasts unless renewed (mongodb ledger).",
+    )
     storage_backend: str = _setting(
         "embedded",
         _choice("embedded", "mongodb", "memory"),
@@ -350,6 +361,12 @@ class Settings:
     )
     jobs_per_user: int = _setting(
         "4", _positive_int, "Running jobs one username may have at once (more: 429)."
+    )
+    jobs_backend: str = _setting(
+        "memory",
+        _choice("memory", "mongodb"),
+        "Where jobs' state and events live: memory (one process) or mongodb (read, followed "
+        "and cancelled on any worker or replica; docs/scaling.md).",
     )
 
     # -- holding up under hostile and careless clients (issue 14) --
@@ -438,6 +455,11 @@ class Settings:
         for applies, name, value in needed:
             if applies and not value:
                 raise SettingsError(f"{PREFIX}{name} must be set for the chosen backend")
+        for name, value in (("SD_LEDGER", self.sd_ledger), ("JOBS_BACKEND", self.jobs_backend)):
+            if value == "mongodb" and self.storage_backend == "memory":
+                raise SettingsError(
+                    f"{PREFIX}{name}=mongodb needs {PREFIX}STORAGE_BACKEND embedded or mongodb"
+                )
 
     def _endpoint_names(self) -> list[str]:
         return [entry.name for entry in self.text_endpoints]

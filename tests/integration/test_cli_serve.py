@@ -34,7 +34,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(data_dir: Path, **extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(
+    data_dir: Path, *args: str, **extra: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = _free_port()
     env = {
         **os.environ,
@@ -44,7 +46,7 @@ def serving(data_dir: Path, **extra: str) -> Iterator[tuple[str, subprocess.Pope
         **extra,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port), *args],
         env=env,
         start_new_session=True,
     )
