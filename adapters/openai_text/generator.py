@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict, Unpack
 
 from openai.types.chat import ChatCompletion
@@ -12,7 +14,7 @@ from openai.types.chat import ChatCompletion
 from adapters.openai_text.endpoint import EndpointStats, TextEndpoint
 from adapters.openai_text.health import COOLDOWN_BASE_S, COOLDOWN_MAX_S
 from adapters.openai_text.messages import build_messages, choice_schema
-from adapters.openai_text.router import Router
+from adapters.openai_text.router import Router, Sleep
 from adapters.openai_text.step import StepCall
 from application.ports import TextAnswer, TextGenerator, TextRequest
 
@@ -58,6 +60,8 @@ class AzureOpenAITextGenerator(TextGenerator):
         cooldown_base_s: float = COOLDOWN_BASE_S,
         cooldown_max_s: float = COOLDOWN_MAX_S,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if step_deadline_s <= 0 or backoff_base_s < 0 or backoff_max_s < 0:
             raise ValueError("step_deadline_s > 0 and backoffs >= 0 are required")
@@ -67,6 +71,8 @@ class AzureOpenAITextGenerator(TextGenerator):
             cooldown_base_s=cooldown_base_s,
             cooldown_max_s=cooldown_max_s,
             rng=rng,
+            clock=clock,
+            sleep=sleep,
         )
         self._step_deadline_s = step_deadline_s
         self._backoff = (backoff_base_s, backoff_max_s)
