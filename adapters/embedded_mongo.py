@@ -57,18 +57,34 @@ def _answers(port: int) -> bool:
     return False
 
 
+def _discovery(data_dir: str) -> dict[str, int] | None:
+    try:
+        found = json.loads((Path(data_dir) / DISCOVERY_FILE).read_text(encoding="utf-8"))
+        return {key: int(found[key]) for key in ("port", "pid", "service_pid")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def running_server_uri(data_dir: str) -> str | None:
     """The URI of the embedded server a running service keeps on `data_dir`, if any.
 
     Lets other commands (the study export) read the data while `inspilot serve` runs:
     WiredTiger allows one process per data directory, so they must go through it.
     """
-    try:
-        found = json.loads((Path(data_dir) / DISCOVERY_FILE).read_text(encoding="utf-8"))
-        port, pid = int(found["port"]), int(found["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+    found = _discovery(data_dir)
+    if found is None:
         return None
+    port, pid = found["port"], found["pid"]
     return _uri(port) if _alive(pid) and _answers(port) else None
+
+
+def parents_server_uri(data_dir: str) -> str | None:
+    """The embedded server this process's parent keeps (`inspilot serve`'s main process
+    starts it once for all its workers), if any."""
+    found = _discovery(data_dir)
+    if found is None or found["service_pid"] != os.getppid():
+        return None
+    return running_server_uri(data_dir)
 
 
 class EmbeddedMongoProcess:
@@ -78,10 +94,14 @@ class EmbeddedMongoProcess:
     use from a worker thread in async code.
     """
 
-    def __init__(self, data_dir: str, *, port: int = 0, cache_mb: int = 256) -> None:
+    def __init__(
+        self, data_dir: str, *, port: int = 0, cache_mb: int = 256, replica_set: str = ""
+    ) -> None:
         self._data_dir = Path(data_dir)
         self._port = port
         self._cache_mb = cache_mb
+        # A one-node replica set (change streams, an oplog) instead of a standalone server.
+        self._replica_set = replica_set
         self._process: subprocess.Popen[bytes] | None = None
         self._log_threads: list[threading.Thread] = []
 
@@ -121,6 +141,7 @@ class EmbeddedMongoProcess:
             "--data-dir", str(self._data_dir),
             "--port", str(self._port),
             "--cache-mb", str(self._cache_mb),
+            "--replica-set", self._replica_set,
         ]  # fmt: skip
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -248,6 +269,7 @@ class EmbeddedMongoExperimentRepository(MongoExperimentRepository):
         # A check never waits longer than the time it may fail for.
         self._check_timeout_s = min(2.0, unanswered_s)
         self._supervisor: asyncio.Task[None] | None = None
+        self._attached = False
         self.restarts = 0
         super().__init__("mongodb://embedded.invalid", database, timeout_ms)
 
@@ -256,6 +278,13 @@ class EmbeddedMongoExperimentRepository(MongoExperimentRepository):
         return self._server
 
     async def start(self) -> None:
+        shared = parents_server_uri(self._data_dir)
+        if shared is not None:
+            # A worker of `inspilot serve`: the main process owns and watches the server.
+            self._uri, self._attached = shared, True
+            logger.info("embedded MongoDB of the main process at %s", shared)
+            await super().start()
+            return
         owner = running_server_uri(self._data_dir)
         if owner is not None:
             raise StorageError(
@@ -339,4 +368,57 @@ class EmbeddedMongoExperimentRepository(MongoExperimentRepository):
         try:
             await super().close()
         finally:
-            await asyncio.to_thread(self._server.stop)
+            if not self._attached:
+                await asyncio.to_thread(self._server.stop)
+
+
+class EmbeddedServerKeeper:
+    """The embedded server of `inspilot serve`'s main process, shared by all its workers.
+
+    Started once, before the workers; a thread restarts it (same port, growing backoff)
+    if it dies, so a worker that dies or is replaced never takes the database with it.
+    """
+
+    def __init__(
+        self, data_dir: str, *, cache_mb: int, backoff_s: tuple[float, float] = (0.5, 30.0)
+    ) -> None:
+        self.server = EmbeddedMongoProcess(data_dir, cache_mb=cache_mb)
+        self._data_dir = data_dir
+        self._backoff = backoff_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        owner = running_server_uri(self._data_dir)
+        if owner is not None:
+            raise StorageError(
+                f"storage: the embedded database in {self._data_dir} is served by another "
+                f"running InsPilot ({owner}); stop it or choose another INSPILOT_DATA_DIR"
+            )
+        uri = self.server.start()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="embedded-keeper")
+        self._thread.start()
+        return uri
+
+    def _watch(self) -> None:
+        delay = self._backoff[0]
+        while not self._stop.wait(0.5):
+            code = self.server.exited()
+            if code is None:
+                continue
+            logger.error("embedded MongoDB server exited (code %s): restarting", code)
+            try:
+                self.server.start()
+            except StorageError as exc:
+                logger.error("%s; next try in %.1fs", exc.message, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            delay = self._backoff[0]
+            logger.warning("embedded MongoDB server is back (pid %s)", self.server.pid)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.server.stop()

@@ -37,8 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
             host="127.0.0.1",
             port=args.port,
             storage_path=args.data_dir,
-            # Standalone: no oplog, so a 1.7 MB picture is written once, not twice.
-            replica_set_name=None,
+            # Standalone by default: no oplog, so a 1.7 MB picture is written once, not
+            # twice. A one-node replica set (tests, benchmarks) has change streams.
+            replica_set_name=args.replica_set or None,
             enable_test_commands=False,
             cache_size=f"{args.cache_mb}M",
             # WiredTiger's journal, synced at every commit: without the sync, a write
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cache-mb", type=int, default=256)
+    parser.add_argument("--replica-set", default="")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"

@@ -114,10 +114,17 @@ class ModelGateway:
         gateway._late_checks = self._late_checks
         return gateway
 
-    def look_again_later(self, record: GenerationRecord) -> None:
-        """A record that ran unattributed: its evidence is judged again once it is queued,
-        off the reply's path, in case a save arrived while it ran."""
+    def saves_seen(self) -> int:
+        return 0 if self.attributor is None else self.attributor.saves_seen
+
+    def look_again_later(self, record: GenerationRecord, saves_at_start: int) -> None:
+        """A record that ran unattributed while a save arrived: its evidence is judged
+        again once it is queued, off the reply's path (the save looked before the record
+        existed). Saves on another replica are not seen here; their look-again covers
+        only stored records."""
         if self.attributor is None or record.username is not None or record.evidence.empty:
+            return
+        if self.attributor.saves_seen == saves_at_start:
             return
         task = asyncio.create_task(self._look_again(record))
         self._late_checks.add(task)
@@ -185,6 +192,7 @@ class GenerationRun:
         self._text_steps: list[TextStep] = []
         self._image_steps: list[ImageStep] = []
         self._started_at = gateway.clock.now()
+        self._saves_at_start = gateway.saves_seen()
         self.id = planned_generation_id.get() or new_id()
         self._request_id = gateway.request_id()
         self._source = run_source.get()
@@ -237,7 +245,7 @@ class GenerationRun:
         )
         self._gateway.notify(lambda observer: observer.run_finished(record))
         await self._gateway.repository.add_generation(record)
-        self._gateway.look_again_later(record)
+        self._gateway.look_again_later(record, self._saves_at_start)
 
     async def ask_list(
         self,

@@ -79,9 +79,19 @@ def endpoints_text_generator(settings: Settings) -> Any:
     )
 
 
-def sd_image_generator(settings: Settings) -> Any:
-    from adapters.sd_webui import SdWebUIImageGenerator
+def sd_image_generator(settings: Settings, store: Any) -> Any:
+    """The SD pool; with INSPILOT_SD_LEDGER=mongodb its slots live in the store's database,
+    whose address is known once the store has started (the embedded server's port)."""
+    from adapters.sd_webui import SdWebUIImageGenerator, SharedLedger
 
+    ledger = None
+    if settings.sd_ledger == "mongodb":
+        ledger = SharedLedger(
+            lambda: store.uri,
+            settings.mongodb_database,
+            lease_s=settings.sd_lease_s,
+            timeout_ms=settings.mongodb_timeout_ms,
+        )
     return SdWebUIImageGenerator(
         settings.sd_instances,
         slots_per_instance=settings.sd_slots_per_instance,
@@ -89,6 +99,7 @@ def sd_image_generator(settings: Settings) -> Any:
         max_queue_wait_s=settings.sd_queue_wait_s,
         timeout_s=settings.sd_timeout_s,
         health_interval_s=settings.sd_health_interval_s,
+        ledger=ledger,
     )
 
 
@@ -109,4 +120,17 @@ def embedded_repository(settings: Settings) -> Any:
         settings.mongodb_timeout_ms,
         cache_mb=settings.embedded_cache_mb,
         unanswered_s=settings.storage_unanswered_s,
+    )
+
+
+def mongodb_job_board(settings: Settings, store: Any) -> Any:
+    """Jobs shared by every replica, in the store's database (known once it started)."""
+    from adapters.mongo.job_board import MongoJobBoard
+
+    return MongoJobBoard(
+        lambda: store.uri,
+        settings.mongodb_database,
+        ttl_s=settings.job_ttl_s,
+        lease_s=settings.sd_lease_s,
+        timeout_ms=settings.mongodb_timeout_ms,
     )

@@ -1,4 +1,4 @@
-"""`inspilot serve`: the service on granian, one worker (the model pools are one per service);
+"""`inspilot serve`: the service on granian, N workers sharing one database and one SD ledger;
 `inspilot generate`: one job for prompt designers, written to a folder."""
 
 from __future__ import annotations
@@ -25,14 +25,51 @@ GRANIAN_LOGGING: dict[str, Any] = {
 }
 
 
+def _workers(raw: str) -> int:
+    """`--workers`: a whole number of at least 1, or `auto` (one per core)."""
+    if raw.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1, or auto")
+    return value
+
+
+def _share_between_workers(settings: Settings, workers: int) -> str | None:
+    """What several workers need: one SD ledger and one job board in the database. An
+    error, or None."""
+    if workers == 1:
+        return None
+    if settings.storage_backend == "memory":
+        return (
+            f"--workers {workers}: workers cannot share {PREFIX}STORAGE_BACKEND=memory; "
+            "use embedded or mongodb"
+        )
+    logger = logging.getLogger("inspilot")
+    if settings.images_backend == "sd" and settings.sd_ledger == "memory":
+        # Each worker owning every GPU would double-book them: the slots go to MongoDB.
+        os.environ[f"{PREFIX}SD_LEDGER"] = "mongodb"
+        logger.info("%d workers share the SD slots through MongoDB (SD_LEDGER)", workers)
+    if settings.jobs_backend == "memory":
+        # A job started on one worker must be readable and cancellable on the others.
+        os.environ[f"{PREFIX}JOBS_BACKEND"] = "mongodb"
+        logger.info("%d workers share the generation jobs through MongoDB (JOBS_BACKEND)", workers)
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     # First: importing granian raises the limit too, and the log should say from what.
     before, after = raise_open_file_limit()
     from granian import Granian
     from granian.http import HTTP1Settings
 
+    from adapters.embedded_mongo import EmbeddedServerKeeper
     from adapters.filesystem_prompts import FilesystemPromptCatalog, TemplateError
     from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
+    from domain.errors import StorageError
 
     try:
         settings = Settings.load()
@@ -50,6 +87,10 @@ def _serve(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         logger.error("prompt template error: %s", exc)
         return 2
+    problem = _share_between_workers(settings, args.workers)
+    if problem is not None:
+        logger.error("%s", problem)
+        return 2
     logger.info(
         "open files: limit %s (raised from %s); requests open at once: at most %s",
         after,
@@ -57,37 +98,57 @@ def _serve(args: argparse.Namespace) -> int:
         connection_cap(settings.max_connections, after),
     )
     logger.info(
-        "backends: text=%s images=%s storage=%s%s",
+        "backends: text=%s images=%s storage=%s%s, %d worker(s)",
         settings.text_backend,
         settings.images_backend,
         settings.storage_backend,
         f" sd instances={len(settings.sd_instances)}" if settings.images_backend == "sd" else "",
+        args.workers,
     )
     for line in study_lines(settings):
         logger.info("%s", line)
-    # granian over uvicorn[standard]: measured 1.8-2x the requests per second here
-    # (benchmarks/http_load.py). One worker: the model pools are one per service.
-    Granian(
-        "entrypoints.asgi:app_factory",
-        factory=True,
-        address=args.host or settings.host,
-        port=args.port or settings.port,
-        interface="asgi",
-        loop="uvloop",
-        workers=1,
-        # Connection bounds (docs/internet.md): granian reads headers within the header
-        # timeout (also the keep-alive idle timeout); the app's ConnectionGuard refuses
-        # requests past the cap, so granian admits a few more than the cap to let it.
-        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
-        backpressure=connection_cap(settings.max_connections, after) + SLACK_REQUESTS,
-        # Last resort only: the app ends its streams and bodies on SIGTERM by itself.
-        workers_kill_timeout=math.ceil(settings.shutdown_grace_s) + 5,
-        log_level=settings.log_level.lower(),
-        log_dictconfig=GRANIAN_LOGGING,
-        # The app writes the access lines itself (INSPILOT_ACCESS_LOG), inside the
-        # request, so they carry its request id; granian's would not.
-        log_access=False,
-    ).serve()
+    keeper = None
+    if settings.storage_backend == "embedded":
+        # Started once, here: every worker uses it, and a worker that dies or is
+        # replaced never takes the database with it.
+        keeper = EmbeddedServerKeeper(settings.data_dir, cache_mb=settings.embedded_cache_mb)
+        try:
+            uri = keeper.start()
+        except StorageError as exc:
+            logger.error("InsPilot cannot start: %s", exc.message)
+            return 2
+        logger.info("embedded MongoDB (SecantusDB, pid %s) at %s", keeper.server.pid, uri)
+    try:
+        # granian over uvicorn[standard]: measured 1.8-2x the requests per second here
+        # (benchmarks/http_load.py).
+        Granian(
+            "entrypoints.asgi:app_factory",
+            factory=True,
+            address=args.host or settings.host,
+            port=args.port or settings.port,
+            interface="asgi",
+            loop="uvloop",
+            workers=args.workers,
+            # A worker that dies (killed, out of memory, a crash in a C extension) is
+            # replaced; without this granian shut the whole service down.
+            respawn_failed_workers=True,
+            respawn_interval=1.0,
+            # Connection bounds (docs/internet.md): granian reads headers within the header
+            # timeout (also the keep-alive idle timeout); the app's ConnectionGuard refuses
+            # requests past the cap, so granian admits a few more than the cap to let it.
+            http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
+            backpressure=connection_cap(settings.max_connections, after) + SLACK_REQUESTS,
+            # Last resort only: the app ends its streams and bodies on SIGTERM by itself.
+            workers_kill_timeout=math.ceil(settings.shutdown_grace_s) + 5,
+            log_level=settings.log_level.lower(),
+            log_dictconfig=GRANIAN_LOGGING,
+            # The app writes the access lines itself (INSPILOT_ACCESS_LOG), inside the
+            # request, so they carry its request id; granian's would not.
+            log_access=False,
+        ).serve()
+    finally:
+        if keeper is not None:
+            keeper.stop()
     return 0
 
 
@@ -167,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default=None, help="address to listen on (default INSPILOT_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (default INSPILOT_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes sharing one database and SD ledger (default 1; auto = cores)",
+    )
     export = commands.add_parser(
         "export", help="write the study (CSV tables, sessions, records, pictures) as a zip"
     )

@@ -14,6 +14,7 @@ from adapters.prompt_watcher import PromptWatcher
 from adapters.system_clock import SystemClock
 from application.attribution import Attributor, RunContexts
 from application.generation_run import ModelGateway
+from application.job_board import OrphanRecorder
 from application.jobs import JobService
 from application.monitoring import RunMonitor
 from application.record_writer import RecordWriter
@@ -37,6 +38,14 @@ from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.secret_key import signing_key
 from entrypoints.settings import Settings
 from entrypoints.study_file import load_study, served_prompt_sets
+
+
+def _present_job_result(job: Any) -> Any:
+    """A done job's result as clients read it, for the job board (the HTTP layer's spelling;
+    imported here, not at the top: the HTTP layer imports this module)."""
+    from entrypoints.http.jobs import present_result
+
+    return present_result(job)
 
 
 def _cookie_key(settings: Settings) -> bytes:
@@ -69,7 +78,12 @@ class Container(containers.DeclarativeContainer):
         debounce_ms=config.prompts_debounce_ms,
         enabled=config.prompts_watch,
     )
-
+    store: providers.Provider[Any] = providers.Selector(
+        config.storage_backend,
+        memory=providers.Singleton(InMemoryExperimentRepository),
+        mongodb=providers.Singleton(adapter_builders.mongodb_repository, settings),
+        embedded=providers.Singleton(adapter_builders.embedded_repository, settings),
+    )
     text_generator: providers.Provider[Any] = providers.Selector(
         config.text_backend,
         demo=providers.Singleton(DemoTextGenerator, latency_s=config.demo_text_latency_s),
@@ -80,13 +94,7 @@ class Container(containers.DeclarativeContainer):
     image_generator: providers.Provider[Any] = providers.Selector(
         config.images_backend,
         demo=providers.Singleton(DemoImageGenerator, latency_s=config.demo_image_latency_s),
-        sd=providers.Singleton(adapter_builders.sd_image_generator, settings),
-    )
-    store: providers.Provider[Any] = providers.Selector(
-        config.storage_backend,
-        memory=providers.Singleton(InMemoryExperimentRepository),
-        mongodb=providers.Singleton(adapter_builders.mongodb_repository, settings),
-        embedded=providers.Singleton(adapter_builders.embedded_repository, settings),
+        sd=providers.Singleton(adapter_builders.sd_image_generator, settings, store),
     )
     # Every use case sees the store through the record writer: records are written in
     # the background, sessions straight through.
@@ -166,8 +174,21 @@ class Container(containers.DeclarativeContainer):
     save_session = providers.Factory(
         SaveSession, repository=repository, clock=clock, roster=roster, attributor=attributor
     )
+    job_board: providers.Provider[Any] = providers.Selector(
+        config.jobs_backend,
+        memory=providers.Object(None),
+        mongodb=providers.Singleton(adapter_builders.mongodb_job_board, settings, store),
+    )
     jobs = providers.Singleton(
-        JobService, clock=clock, ttl_s=config.job_ttl_s, per_user=config.jobs_per_user
+        JobService,
+        clock=clock,
+        ttl_s=config.job_ttl_s,
+        per_user=config.jobs_per_user,
+        board=job_board,
+        present=providers.Object(_present_job_result),
+        record_orphan=providers.Singleton(OrphanRecorder, repository=repository, clock=clock),
+        # A replica beats three times a lease: one late beat is not taken for its death.
+        beat_s=providers.Callable(lambda lease_s: lease_s / 3, config.sd_lease_s),
     )
 
     get_session = providers.Factory(GetSession, repository=repository)

@@ -20,7 +20,7 @@ import msgspec
 from dependency_injector import providers
 
 from application.jobs import Job
-from domain.creatives import images_of
+from application.pipeline import pictures_of
 from domain.errors import InsPilotError
 from domain.experiment import new_id
 from domain.generation import Source
@@ -28,7 +28,7 @@ from domain.images import sniff_image_type
 from domain.progress import ImageProgress, JobEnded, JobStatus, StepProgress, StepStatus
 from entrypoints.command_storage import command_storage
 from entrypoints.observability.logs import request_id_var
-from entrypoints.pipelines.base import Limits, PipelineEntry
+from entrypoints.pipelines.base import PipelineEntry, limits_of
 from entrypoints.pipelines.registry import PIPELINES, by_name
 from entrypoints.settings import Settings
 from entrypoints.wire import FieldPath, convert_struct
@@ -184,9 +184,10 @@ class Progress:
 
 def _write(job: Job, entry: PipelineEntry, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
+    assert job.result is not None  # a job that is done has its result
     reply = entry.present(job.result, lambda item: f"{item.image_id}.png")
     (out / "result.json").write_bytes(msgspec.json.format(msgspec.json.encode(reply), indent=2))
-    pictures = images_of(getattr(job.result, "creatives", ()))
+    pictures = pictures_of(job.result)
     for step_id, data in pictures.items():
         (out / f"{step_id}.png").write_bytes(data)
     return len(pictures)
@@ -198,7 +199,7 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
 
     entry = by_name(args.pipeline)
     inputs = convert_struct(_inputs(entry, args), entry.inputs)
-    command = entry.build(inputs, Limits.of(settings), FieldPath(""), args.username)
+    command = entry.build(inputs, limits_of(settings), FieldPath(""), args.username)
     storage = command_storage(settings)
     print(f"inspilot: data: {storage.describe()}", file=stream)
     container = build_container(storage.settings)

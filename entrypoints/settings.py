@@ -268,6 +268,17 @@ class Settings:
     sd_queue_wait_s: float = _setting("300", _positive_float, "Longest wait for a free instance.")
     sd_timeout_s: float = _setting("180", _positive_float, "Timeout of one image on one instance.")
     sd_health_interval_s: float = _setting("15", _positive_float, "Seconds between health probes.")
+    sd_ledger: str = _setting(
+        "memory",
+        _choice("memory", "mongodb"),
+        "Where the SD slots and queue live: memory (one process) or mongodb (shared by "
+        "every worker and replica, in the storage's database; docs/scaling.md).",
+    )
+    sd_lease_s: float = _setting(
+        "15",
+        _positive_float,
+        "Seconds a replica's hold on an SD slot lasts unless renewed (mongodb ledger).",
+    )
     storage_backend: str = _setting(
         "embedded",
         _choice("embedded", "mongodb", "memory"),
@@ -311,7 +322,7 @@ class Settings:
         "",
         _text,
         "TOML file declaring the study's conditions and their assignment (empty: one "
-        "condition, `default`, on the prompts directory). See docs/study.md.",
+        "condition, `default`, on the prompts directory). See docs/participants-and-conditions.md.",
     )
     secret_key: str = _setting(
         "",
@@ -345,6 +356,12 @@ class Settings:
     jobs_per_user: int = _setting(
         "4", _positive_int, "Running jobs one username may have at once (more: 429)."
     )
+    jobs_backend: str = _setting(
+        "memory",
+        _choice("memory", "mongodb"),
+        "Where jobs' state and events live: memory (one process) or mongodb (read, followed "
+        "and cancelled on any worker or replica; docs/scaling.md).",
+    )
 
     # -- holding up under hostile and careless clients (issue 14) --
     min_free_mb: int = _setting(
@@ -372,6 +389,12 @@ class Settings:
         "64", _positive_int, "Event streams (/api/v1/jobs/{id}/events) open on one job (more: 429)."
     )
     sse_max: int = _setting("8192", _positive_int, "Event streams open in all (more: 429).")
+    max_inflight_mb: int = _setting(
+        "512",
+        _positive_int,
+        "Request bodies in flight at once, in MB (declared sizes); a body that would pass it "
+        "waits 2 s for room, then gets 503 with Retry-After.",
+    )
     max_task_chars: int = _setting(
         "10000",
         _positive_int,
@@ -426,6 +449,11 @@ class Settings:
         for applies, name, value in needed:
             if applies and not value:
                 raise SettingsError(f"{PREFIX}{name} must be set for the chosen backend")
+        for name, value in (("SD_LEDGER", self.sd_ledger), ("JOBS_BACKEND", self.jobs_backend)):
+            if value == "mongodb" and self.storage_backend == "memory":
+                raise SettingsError(
+                    f"{PREFIX}{name}=mongodb needs {PREFIX}STORAGE_BACKEND embedded or mongodb"
+                )
 
     def _endpoint_names(self) -> list[str]:
         return [entry.name for entry in self.text_endpoints]

@@ -95,6 +95,11 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
         self._session_store: SessionStore | None = None
         self._study_store: StudyStore | None = None
 
+    @property
+    def uri(self) -> str:
+        """The server's address (the embedded server's is known once it started)."""
+        return self._uri
+
     def _client_options(self) -> dict[str, Any]:
         # Options spelled in the URI win: keyword arguments would silently override them.
         query = self._uri.partition("?")[2].lower()

@@ -2,5 +2,6 @@
 
 from .generator import SdWebUIImageGenerator
 from .instance import InstanceStats, PoolStats
+from .ledger import SharedLedger
 
-__all__ = ["InstanceStats", "PoolStats", "SdWebUIImageGenerator"]
+__all__ = ["InstanceStats", "PoolStats", "SdWebUIImageGenerator", "SharedLedger"]

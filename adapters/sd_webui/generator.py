@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import NamedTuple
 
 from application.ports import GeneratedImage, ImageGenerator, ImageRequest
@@ -15,6 +16,7 @@ from domain.errors import ModelError, ModelTimeout, ModelUnavailable
 from .health import HealthMonitor
 from .instance import Instance, PoolStats, parse_endpoint
 from .interrupt import Settler
+from .ledger import MongoSlotLedger, SharedLedger
 from .pool import SlotPool
 from .protocol import (
     INTERRUPT_PATH,
@@ -87,6 +89,7 @@ class SdWebUIImageGenerator(ImageGenerator):
         cooldown_base_s: float = 2.0,
         cooldown_max_s: float = 60.0,
         probe_timeout_s: float = 5.0,
+        ledger: SharedLedger | None = None,
     ) -> None:
         if not instances:
             raise ValueError("at least one Stable Diffusion instance is needed")
@@ -97,7 +100,9 @@ class SdWebUIImageGenerator(ImageGenerator):
         if len(set(urls)) != len(urls):
             raise ValueError(f"an instance is listed twice: {urls}")
         self._instances = [Instance(endpoint, slots_per_instance) for endpoint in endpoints]
-        self._pool = SlotPool(
+        # One process: the slots live here. Several replicas: in MongoDB (ledger.py).
+        make_pool = SlotPool if ledger is None else partial(MongoSlotLedger, ledger=ledger)
+        self._pool: SlotPool = make_pool(
             self._instances,
             queue_max=queue_max,
             cooldown_base_s=cooldown_base_s,
@@ -121,17 +126,25 @@ class SdWebUIImageGenerator(ImageGenerator):
             len(self._instances) * (self._slots + 1), connect_timeout_s=self._probe_timeout_s
         )
         await client.start()
+        try:
+            await self._pool.start()
+        except BaseException:
+            await client.close()
+            raise
         self._client = client
         self._monitor = HealthMonitor(self._pool, self._probe, interval_s=self._health_interval_s)
         self._settler.on_stuck = self._monitor.report_failure
+        if isinstance(self._pool, MongoSlotLedger):
+            self._pool.interrupt, self._pool.is_idle = self._interrupt, self._is_idle
+            self._pool.on_down_elsewhere = self._monitor.watch_recovery
         await self._monitor.start()
 
     async def close(self) -> None:
         await self._settler.close()
-        self._pool.close()
         if self._monitor is not None:
             await self._monitor.close()
             self._monitor = None
+        await self._pool.stop()
         if self._client is not None:
             await self._client.close()
             self._client = None

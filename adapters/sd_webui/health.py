@@ -15,6 +15,9 @@ logger = logging.getLogger("inspilot.sd")
 
 Probe = Callable[[Instance], Awaitable[None]]
 
+# How long a replica's claim to probe a down instance keeps the others from probing it.
+_RECOVERY_CLAIM_S = 1.0
+
 
 class HealthMonitor:
     """Keeps the pool's view of each instance honest.
@@ -61,12 +64,18 @@ class HealthMonitor:
         self._recovering.clear()
         self._periodic = None
 
+    def watch_recovery(self, instance: Instance) -> None:
+        """Another replica found the instance down: help bring it back (one probes at a time)."""
+        self._watch_recovery(instance)
+
     def report_failure(self, instance: Instance, reason: str) -> None:
         """A job failed because of the instance: cool it down and start bringing it back."""
         self._pool.mark_down(instance, reason)
         self._watch_recovery(instance)
 
     async def _initial_check(self, instance: Instance) -> None:
+        # Every replica probes every instance once when it starts (one cheap GET each):
+        # it must not begin with a view older than its own start.
         try:
             await self._probe(instance)
         except Exception as exc:
@@ -83,6 +92,8 @@ class HealthMonitor:
             await asyncio.gather(*(self._periodic_check(item) for item in healthy))
 
     async def _periodic_check(self, instance: Instance) -> None:
+        if not await self._pool.claim_probe(instance, self._interval_s):
+            return
         try:
             await self._probe(instance)
         except Exception as exc:
@@ -102,6 +113,10 @@ class HealthMonitor:
     async def _recover(self, instance: Instance) -> None:
         while not instance.healthy:
             await asyncio.sleep(max(0.0, instance.cooldown_until - time.monotonic()))
+            if not await self._pool.claim_probe(instance, _RECOVERY_CLAIM_S):
+                # Another replica is probing it: its verdict reaches us through the ledger.
+                await asyncio.sleep(_RECOVERY_CLAIM_S)
+                continue
             try:
                 await self._probe(instance)
             except Exception as exc:

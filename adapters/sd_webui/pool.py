@@ -48,6 +48,16 @@ class SlotPool:
         self._outage_timer: asyncio.TimerHandle | None = None
         self._review_timer: asyncio.TimerHandle | None = None
 
+    async def start(self) -> None:
+        """Nothing to open: the slots live in this process (the shared ledger opens MongoDB)."""
+
+    async def stop(self) -> None:
+        self.close()
+
+    async def claim_probe(self, instance: Instance, hold_s: float) -> bool:
+        """May this process probe `instance` now? Always, when it is the only process."""
+        return True
+
     # -- acquiring and releasing ---------------------------------------------------
 
     async def acquire(self, deadline: float, *, retry: bool = False) -> Instance:

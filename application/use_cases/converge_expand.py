@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from application.concurrency import run_all
 from application.generation_run import GenerationRun, ModelGateway, ProgressSink
+from application.pipeline import Limits, PipelineKind, check_num, check_texts
 from application.steps import (
     EXPAND_FUNCTIONS,
     EXPAND_PLACES,
@@ -16,6 +18,7 @@ from application.steps import (
 )
 from application.use_cases.common import describe_texts, join_items
 from domain.creatives import Creative, CreativeType, DisplayType, Item, ItemType
+from domain.errors import InvalidInput
 from domain.generation import ImageStep, Pipeline
 from domain.stimuli import shown_creatives
 
@@ -25,6 +28,31 @@ class ConvergeExpandCommand:
     selected_schemes: tuple[tuple[str, ...], ...]
     num: int
     username: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        selected_schemes: Sequence[list[str] | tuple[str, ...]],
+        num: int,
+        limits: Limits,
+        username: str | None = None,
+    ) -> ConvergeExpandCommand:
+        """`selected_schemes` as each scheme's notes; schemes × num pictures of each kind
+        stay within 3 × the `num` limit."""
+        if not selected_schemes:
+            raise InvalidInput("selected_schemes", "must list at least one scheme")
+        checked_num = check_num(num, "num", limits)
+        total = checked_num * len(selected_schemes)
+        if total > limits.max_num * 3:
+            raise InvalidInput(
+                "selected_schemes",
+                f"schemes × num must be at most {limits.max_num * 3} (asked {total})",
+            )
+        schemes = tuple(
+            check_texts(texts, f"selected_schemes[{index}].design_texts")
+            for index, texts in enumerate(selected_schemes)
+        )
+        return cls(schemes, checked_num, username)
 
 
 @dataclass(frozen=True)
@@ -124,3 +152,6 @@ async def _product_chain(
         EXPAND_PRODUCT_PROMPTS, {"functions": join_items(functions), "num": str(num)}, num
     )
     return functions, await run.render_images(PRODUCT_IMAGES, prompts)
+
+
+CONVERGE_EXPAND = PipelineKind(Pipeline.CONVERGE_EXPAND, ConvergeExpand)

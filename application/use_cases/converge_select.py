@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from application.generation_run import ModelGateway, ProgressSink
+from application.pipeline import Limits, PipelineKind, check_length, check_sketch, check_texts
 from application.steps import SELECT_CHOOSE, SELECT_NAMES
 from application.use_cases.common import describe_texts
 from domain.choices import make_unique, match_choices
+from domain.creatives import Creative
+from domain.errors import InvalidInput
 from domain.generation import Pipeline
 from domain.listparse import ListMismatch, split_items
 from domain.stimuli import shown_names
@@ -29,11 +33,41 @@ class ConvergeSelectCommand:
     schemes: tuple[SchemeSketch, ...]
     username: str | None = None
 
+    @classmethod
+    def build(
+        cls,
+        design_task: str,
+        select_num: int,
+        schemes: Sequence[tuple[list[str] | tuple[str, ...], str | None]],
+        limits: Limits,
+        username: str | None = None,
+    ) -> ConvergeSelectCommand:
+        """`schemes` as (notes, sketch) pairs; at most 4 × the `num` limit of them."""
+        if select_num < 1:
+            raise InvalidInput("select_num", "must be at least 1")
+        if not schemes:
+            raise InvalidInput("schemes", "must list at least one scheme")
+        if len(schemes) > limits.max_num * 4:
+            raise InvalidInput("schemes", f"must list at most {limits.max_num * 4} schemes")
+        checked = tuple(
+            SchemeSketch(
+                design_texts=check_texts(texts, f"schemes[{index}].design_texts"),
+                design_image=check_sketch(image, f"schemes[{index}].design_image", limits),
+            )
+            for index, (texts, image) in enumerate(schemes)
+        )
+        return cls(check_length(design_task, "design_task"), select_num, checked, username)
+
 
 @dataclass(frozen=True)
 class ConvergeSelectResult:
     names: tuple[str, ...]
     selected: tuple[str, ...]
+
+    @property
+    def creatives(self) -> tuple[Creative, ...]:
+        """Name-and-select shows names, not creatives."""
+        return ()
 
 
 def describe_schemes(schemes: tuple[SchemeSketch, ...], names: list[str] | None = None) -> str:
@@ -113,3 +147,6 @@ class ConvergeSelect:
             run.result = {"names": names, "selected": selected}
             run.stimuli = shown_names(names, selected)
             return ConvergeSelectResult(tuple(names), tuple(selected))
+
+
+CONVERGE_SELECT = PipelineKind(Pipeline.CONVERGE_SELECT, ConvergeSelect)

@@ -6,6 +6,13 @@ from dataclasses import dataclass
 
 from application.concurrency import run_all
 from application.generation_run import ModelGateway, ProgressSink
+from application.pipeline import (
+    Limits,
+    PipelineKind,
+    check_length,
+    check_sketch,
+    check_texts,
+)
 from application.steps import (
     DEEP_CONCEPTS,
     DEEP_FUNCTIONS,
@@ -36,6 +43,25 @@ class DeepDivergenceCommand:
             raise InvalidInput(
                 "design_texts", "a scheme needs texts or a design_image to work from"
             )
+
+    @classmethod
+    def build(
+        cls,
+        design_task: str,
+        design_texts: list[str] | tuple[str, ...],
+        design_image: str | None,
+        scheme_id: int | str,
+        limits: Limits,
+        username: str | None = None,
+    ) -> DeepDivergenceCommand:
+        """The command for one sketch: notes and sketch checked, the scheme id kept as sent."""
+        return cls(
+            design_task=check_length(design_task, "design_task"),
+            design_texts=check_texts(design_texts, "design_texts"),
+            design_image=check_sketch(design_image, "design_image", limits),
+            scheme_id=scheme_id,
+            username=username,
+        )
 
 
 @dataclass(frozen=True)
@@ -118,3 +144,6 @@ class GenerateDeepDivergence:
             }
             run.stimuli = shown_creatives(creatives)
             return DeepDivergenceResult(command.scheme_id, creatives)
+
+
+DEEP_DIVERGENCE = PipelineKind(Pipeline.DEEP_DIVERGENCE, GenerateDeepDivergence)

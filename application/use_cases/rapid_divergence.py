@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from application.concurrency import run_all
 from application.generation_run import ModelGateway, ProgressSink
+from application.pipeline import Limits, PipelineKind, check_num, check_text
 from application.steps import (
     RAPID_CONCEPTS,
     RAPID_PLACES,
@@ -23,6 +24,13 @@ class RapidDivergenceCommand:
     task: str
     num: int
     username: str | None = None
+
+    @classmethod
+    def build(
+        cls, task: str, num: int, limits: Limits, username: str | None = None
+    ) -> RapidDivergenceCommand:
+        """The command, once the task says something and `num` is within the limit."""
+        return cls(check_text(task, "task"), check_num(num, "num", limits), username)
 
 
 @dataclass(frozen=True)
@@ -82,3 +90,6 @@ class GenerateRapidDivergence:
             }
             run.stimuli = shown_creatives(creatives)
             return RapidDivergenceResult(creatives)
+
+
+RAPID_DIVERGENCE = PipelineKind(Pipeline.RAPID_DIVERGENCE, GenerateRapidDivergence)

@@ -13,7 +13,9 @@ import asyncio
 import base64
 import binascii
 import csv
+import hashlib
 import json
+import re
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Callable
@@ -90,16 +92,21 @@ def study_filter(
     return StudyFilter(names, since, until, chosen)
 
 
-def path_part(name: str) -> str:
-    """A username as one safe path component: letters, digits and `-_.@` stay (Chinese
-    names too), everything else (`/`, `\\`, `:`...) and a leading dot are %-escaped."""
-    kept = []
-    for position, char in enumerate(name):
-        if (char.isalnum() or char in "-_.@") and not (position == 0 and char == "."):
-            kept.append(char)
-        else:
-            kept.append("".join(f"%{byte:02X}" for byte in char.encode("utf-8")))
-    return "".join(kept)
+FOLDER_SLUG_BYTES = 60
+
+
+def folder_name(username: str) -> str:
+    """A username as one archive folder: a readable slug plus a short hash of the exact name.
+
+    Unique (the hash), at most 71 bytes (768-byte names broke unzip), safe on every file
+    system (letters, Chinese included, and digits; anything else becomes `-`), and
+    `Alice` and `alice` never meet on a case-insensitive one (their hashes differ). The
+    real username stays in the CSVs and `session.json`.
+    """
+    slug = re.sub(r"-{2,}", "-", "".join(c.lower() if c.isalnum() else "-" for c in username))
+    slug = slug.strip("-").encode("utf-8")[:FOLDER_SLUG_BYTES].decode("utf-8", "ignore")
+    digest = hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{slug}-{digest}" if slug else digest
 
 
 def _json(value: Any) -> bytes:
@@ -168,7 +175,7 @@ class _Tables:
             self.files[table.name], self._writers[table.name] = spool, writer
 
     def row(self, table: tables.Table, values: list[Any]) -> None:
-        self._writers[table.name].writerow(values)
+        self._writers[table.name].writerow([tables.safe_cell(value) for value in values])
 
     def close(self) -> None:
         for spool in self.files.values():
@@ -190,7 +197,7 @@ async def _session_entries(
 ) -> AsyncIterator[bytes]:
     rows.row(tables.SESSIONS, tables.session_row(experiment))
     progress.sessions += 1
-    folder = f"participants/{path_part(experiment.username)}"
+    folder = f"participants/{folder_name(experiment.username)}"
     yield await archive.add(
         f"{folder}/session.json", _json(present_session(experiment, with_times=True))
     )

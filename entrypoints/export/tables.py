@@ -151,6 +151,18 @@ _FOREIGN_KEYS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection)."""
+
+
+def safe_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading `'` (OWASP's advice):
+    a participant's `=HYPERLINK(...)` is shown, never followed. Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def timestamp(value: datetime | None) -> str:
     """ISO 8601 in UTC with a Z, the form spreadsheets, pandas and R all parse."""
     if value is None:

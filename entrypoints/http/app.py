@@ -103,6 +103,8 @@ def create_app(container: Container | None = None) -> Litestar:
         body_timeout_s=settings.body_timeout_s,
         sse_per_job=settings.sse_per_job,
         sse_total=settings.sse_max,
+        max_inflight_bytes=settings.max_inflight_mb * 1024 * 1024,
+        max_body_bytes=settings.max_body_mb * 1024 * 1024,
     )
     app.state["connection_guard"] = guard  # `inspilot serve` tells it when SIGTERM comes
     # Outermost, around routing and error mapping: unknown routes and refusals are observed too.

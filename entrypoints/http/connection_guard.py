@@ -3,6 +3,9 @@
 granian bounds the bytes before a request (its header-read timeout, which is also the
 keep-alive idle timeout); everything after the headers is ours:
 
+- at most `max_inflight_bytes` of request bodies in flight (their declared sizes): a body
+  that would pass it waits up to INFLIGHT_WAIT_S for room, then gets 503 with
+  Retry-After (20 concurrent 60 MB saves drove the service to 4.6 GB);
 - at most `max_open` requests in flight; beyond that a clear 503 (code 3, Retry-After)
   at once, instead of a server that stops answering everyone (1,100 slow bodies kept
   `/ping` waiting 100 s);
@@ -32,6 +35,22 @@ CODE_INVALID = 1
 CODE_INTERNAL = 3
 _EVENTS_PATH = re.compile(r"/api/v1/jobs/([^/]+)/events/?")
 _DISCONNECT: Message = {"type": "http.disconnect"}
+INFLIGHT_WAIT_S = 2.0
+"""How long a body waits for room under INSPILOT_MAX_INFLIGHT_MB before a 503."""
+
+
+def declared_size(scope: dict[str, Any], chunked_size: int) -> int:
+    """The bytes a request's body will hold: its Content-Length; a chunked body counts as
+    the largest body allowed (it does not say)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return max(0, int(value))
+            except ValueError:
+                return chunked_size
+        if name == b"transfer-encoding" and b"chunked" in value.lower():
+            return chunked_size
+    return 0
 
 
 class _Refusal(Exception):
@@ -69,8 +88,14 @@ class ConnectionGuard:
         body_timeout_s: float,
         sse_per_job: int,
         sse_total: int,
+        max_inflight_bytes: int,
+        max_body_bytes: int,
     ) -> None:
         self._app = app
+        self._max_inflight = max_inflight_bytes
+        self._max_body = max_body_bytes
+        self.inflight_bytes = 0
+        self._room: asyncio.Condition | None = None
         self._max_open = max_open
         self._body_timeout_s = body_timeout_s
         self._sse_per_job = sse_per_job
@@ -103,17 +128,55 @@ class ConnectionGuard:
         except _Refusal as refusal:
             await _send_refusal(send, refusal)
             return
+        size = declared_size(scope, self._max_body)
+        if size and not await self._reserve(size):
+            message = (
+                f"service: busy, {self.inflight_bytes // 1_048_576} MB of request bodies in "
+                f"flight (INSPILOT_MAX_INFLIGHT_MB is {self._max_inflight // 1_048_576}); "
+                "try again shortly"
+            )
+            await _send_refusal(send, _Refusal(503, CODE_INTERNAL, message, 2))
+            return
         self.open += 1
         if job is not None:
             self._followers[job] += 1
         try:
             await self._app(scope, self._guarded_receive(receive), send)
         finally:
+            if size:
+                await self._release(size)
             self.open -= 1
             if job is not None:
                 self._followers[job] -= 1
                 if self._followers[job] <= 0:
                     del self._followers[job]
+
+    def _room_condition(self) -> asyncio.Condition:
+        if self._room is None:
+            self._room = asyncio.Condition()  # created on the serving loop, at first use
+        return self._room
+
+    async def _reserve(self, size: int) -> bool:
+        """Count `size` bytes in flight, waiting briefly for room; False when none came."""
+        room = self._room_condition()
+        deadline = asyncio.get_running_loop().time() + INFLIGHT_WAIT_S
+        async with room:
+            while self.inflight_bytes and self.inflight_bytes + size > self._max_inflight:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(room.wait(), remaining)
+                except TimeoutError:
+                    return False
+            self.inflight_bytes += size
+            return True
+
+    async def _release(self, size: int) -> None:
+        room = self._room_condition()
+        async with room:
+            self.inflight_bytes -= size
+            room.notify_all()
 
     def _admit(self, scope: dict[str, Any]) -> str | None:
         """Refuses what would pass a cap; returns the job id of an events request."""

@@ -21,8 +21,10 @@ from litestar.response.sse import ServerSentEventMessage
 
 from application.attribution import RunContexts
 from application.generation_run import ModelGateway
+from application.job_board import RemoteJob
 from application.jobs import Job, JobService
-from domain.creatives import images_of
+from application.pipeline import pictures_of
+from application.use_cases.research import GetGenerationImage
 from domain.errors import NotFound
 from domain.experiment import Roster, check_username
 from domain.images import sniff_image_type
@@ -36,7 +38,7 @@ from entrypoints.http.envelope import (
     reply_schema,
 )
 from entrypoints.http.free_space import STORES
-from entrypoints.pipelines.base import Limits, PipelineEntry
+from entrypoints.pipelines.base import PipelineEntry, limits_of
 from entrypoints.pipelines.registry import PIPELINES, by_name
 from entrypoints.settings import Settings
 from entrypoints.wire import FieldPath, decode_struct
@@ -96,7 +98,11 @@ JobCreatedReply = reply_schema("JobCreatedReply", JobLinks)
 JobReply = reply_schema("JobReply", JobOut)
 
 
-def _urls(job: Job) -> tuple[str, str]:
+AnyJob = Job | RemoteJob
+"""A job of this replica, or of another one read through the job board."""
+
+
+def _urls(job: AnyJob) -> tuple[str, str]:
     return f"{JOBS_PATH}/{job.id}/events", f"{JOBS_PATH}/{job.id}"
 
 
@@ -104,14 +110,21 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def present_job(job: Job) -> JobOut:
+def present_result(job: Job) -> Any:
+    """A done job's result as clients read it, in plain JSON values (for the job board)."""
+    return msgspec.to_builtins(_result(job))
+
+
+def _result(job: Job) -> Any:
+    entry = by_name(job.pipeline.value)
+    return entry.present(job.result, lambda item: f"{JOBS_PATH}/{job.id}/images/{item.image_id}")
+
+
+def present_job(job: AnyJob) -> JobOut:
     events_url, result_url = _urls(job)
     result = error = None
     if job.status is JobStatus.DONE:
-        entry = by_name(job.pipeline.value)
-        result = entry.present(
-            job.result, lambda item: f"{JOBS_PATH}/{job.id}/images/{item.image_id}"
-        )
+        result = job.result_view if isinstance(job, RemoteJob) else _result(job)
     if job.status is JobStatus.FAILED and job.error is not None:
         error = JobError(*error_code_and_message(job.error))
     return JobOut(
@@ -129,7 +142,7 @@ def present_job(job: Job) -> JobOut:
     )
 
 
-def event_message(job: Job, event: JobEvent) -> tuple[str, dict[str, Any]]:
+def event_message(job: AnyJob, event: JobEvent) -> tuple[str, dict[str, Any]]:
     """An event's SSE name and data."""
     if isinstance(event, StepProgress):
         return "step", {
@@ -149,7 +162,7 @@ def event_message(job: Job, event: JobEvent) -> tuple[str, dict[str, Any]]:
     return "cancelled", ending
 
 
-async def _stream(job: Job) -> AsyncIterator[ServerSentEventMessage]:
+async def _stream(job: AnyJob) -> AsyncIterator[ServerSentEventMessage]:
     async for event in job.follow():
         name, data = event_message(job, event)
         yield ServerSentEventMessage(data=_encoder.encode(data).decode(), event=name)
@@ -186,12 +199,12 @@ class JobsController(Controller):
         username = None if body.username is None else check_username(body.username)
         if username is not None:
             roster.check(username)  # 403 now, not a job that fails later
-        command = entry.build(body.inputs, Limits.of(settings), FieldPath("inputs"), username)
+        command = entry.build(body.inputs, limits_of(settings), FieldPath("inputs"), username)
         context = await run_contexts.for_request(
             username=username, evidence=entry.evidence(body.inputs), condition=body.condition
         )
         use_case = entry.use_case(gateway.bound(context))
-        job = jobs.submit(
+        job = await jobs.submit_shared(
             entry.pipeline, username, lambda progress: use_case.execute(command, progress)
         )
         events_url, result_url = _urls(job)
@@ -207,7 +220,7 @@ class JobsController(Controller):
         self, job_id: FromPath[str], jobs: NamedDependency[JobService]
     ) -> Response[bytes]:
         """The job's status and, once done, its result with picture URLs."""
-        return await envelope_off_loop(present_job(jobs.get(job_id)))
+        return await envelope_off_loop(present_job(await jobs.find(job_id)))
 
     @delete(
         "/{job_id:str}",
@@ -227,7 +240,7 @@ class JobsController(Controller):
     ) -> ServerSentEvent:
         """Server-Sent Events from the first: `step`, `image`, then one of `done`, `failed`
         or `cancelled`, after which the stream ends."""
-        return ServerSentEvent(_stream(jobs.get(job_id)))
+        return ServerSentEvent(_stream(await jobs.find(job_id)))
 
     @get(
         "/{job_id:str}/images/{step_id:str}",
@@ -235,12 +248,20 @@ class JobsController(Controller):
         media_type="image/png",
     )
     async def image(
-        self, job_id: FromPath[str], step_id: FromPath[str], jobs: NamedDependency[JobService]
+        self,
+        job_id: FromPath[str],
+        step_id: FromPath[str],
+        jobs: NamedDependency[JobService],
+        get_generation_image: NamedDependency[GetGenerationImage],
     ) -> Response[bytes]:
         """One picture of a finished job."""
-        job = jobs.get(job_id)
-        creatives = getattr(job.result, "creatives", ()) if job.status is JobStatus.DONE else ()
-        picture = images_of(creatives).get(step_id)
+        job = await jobs.find(job_id)
+        picture: bytes | None = None
+        if isinstance(job, RemoteJob) and job.status is JobStatus.DONE:
+            # Its run's record holds the pictures (written moments after the job ended).
+            picture = await get_generation_image.execute(job.generation_id, step_id)
+        elif isinstance(job, Job) and job.status is JobStatus.DONE and job.result is not None:
+            picture = pictures_of(job.result).get(step_id)
         if picture is None:
             raise NotFound(f"image: no image '{step_id}' in job '{job_id}'")
         return Response(bytes(picture), media_type=sniff_image_type(picture) or "image/png")

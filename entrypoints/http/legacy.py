@@ -29,7 +29,7 @@ from entrypoints.http.legacy_requests import (
 )
 from entrypoints.http.participant_cookie import COOKIE_NAME, ParticipantCookies
 from entrypoints.http.presenters import SessionOut, legacy_image, present_session
-from entrypoints.pipelines.base import Limits
+from entrypoints.pipelines.base import limits_of
 from entrypoints.settings import Settings
 
 StartReply = reply_schema("StartReply", SessionOut)
@@ -149,7 +149,7 @@ class LegacyController(Controller):
         sketches or address name (decided before it runs), and runs in their condition.
         A client that disconnects cancels the run: its images free their slots at once.
         """
-        limits = Limits.of(settings)
+        limits = limits_of(settings)
         parsed = await data.decode(lambda body: generate_command(body, limits))
         address = client_view.address(request.scope) if settings.attribute_by_address else None
         context = await run_contexts.for_request(

@@ -14,12 +14,13 @@ from typing import Any
 
 import msgspec
 
+from application.pipeline import Limits
 from application.use_cases.sessions import SaveSessionCommand, StartSessionCommand
 from domain.attribution import NO_EVIDENCE, Evidence
 from domain.errors import InvalidInput
 from domain.experiment import SCHEME_STAGES, Stage, check_stage, check_username
 from entrypoints.http.envelope import reply_schema
-from entrypoints.pipelines.base import Limits, PipelineEntry
+from entrypoints.pipelines.base import PipelineEntry
 from entrypoints.pipelines.registry import PIPELINES, by_legacy_type
 from entrypoints.wire import FieldPath, decode_struct
 

@@ -10,23 +10,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
-from application.generation_run import ModelGateway, ProgressSink
+from application.generation_run import ModelGateway
+from application.pipeline import Limits, PipelineKind, PipelineResult, PipelineUseCase
 from domain.attribution import NO_EVIDENCE, Evidence
 from domain.creatives import Creative, Item
 from domain.errors import InvalidInput
 from domain.generation import Pipeline
-from domain.images import normalise_image
 from entrypoints.settings import Settings
 from entrypoints.wire import FieldPath, camel_variant
-
-# Participants write short notes; anything far longer is a client bug that would only
-# burn model tokens, so it is refused with a clear rule instead.
-MAX_TEXT_CHARS = 2000
-MAX_TEXTS_PER_SCHEME = 100
 
 Sketch = Annotated[
     str | None,
@@ -38,44 +33,9 @@ Sketch = Annotated[
 """A sketch field; `inspilot generate` reads it from a file path."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_num: int
-    max_image_bytes: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> Limits:
-        return cls(max_num=settings.max_num, max_image_bytes=settings.max_image_mb * 1024 * 1024)
-
-
-def check_num(value: int, field: str, limits: Limits) -> int:
-    if not 1 <= value <= limits.max_num:
-        raise InvalidInput(field, f"must be between 1 and {limits.max_num}")
-    return value
-
-
-def check_length(value: str, field: str) -> str:
-    if len(value) > MAX_TEXT_CHARS:
-        raise InvalidInput(field, f"must be at most {MAX_TEXT_CHARS} characters")
-    return value.strip()
-
-
-def check_text(value: str, field: str) -> str:
-    if not value.strip():
-        raise InvalidInput(field, "must not be empty")
-    return check_length(value, field)
-
-
-def check_sketch(value: str | None, field: str, limits: Limits) -> str | None:
-    if value is None or value == "":
-        return None
-    return normalise_image(value, field, limits.max_image_bytes)
-
-
-def check_texts(values: list[str], field: str) -> tuple[str, ...]:
-    if len(values) > MAX_TEXTS_PER_SCHEME:
-        raise InvalidInput(field, f"must list at most {MAX_TEXTS_PER_SCHEME} texts")
-    return tuple(check_length(text, f"{field}[{index}]") for index, text in enumerate(values))
+def limits_of(settings: Settings) -> Limits:
+    """The operator's limits (INSPILOT_MAX_NUM, INSPILOT_MAX_IMAGE_MB) as the core's value."""
+    return Limits(max_num=settings.max_num, max_image_bytes=settings.max_image_mb * 1024 * 1024)
 
 
 class ItemOut(msgspec.Struct):
@@ -122,38 +82,49 @@ def present_creatives(creatives: tuple[Creative, ...], image_ref: ImageRef) -> l
     ]
 
 
-@runtime_checkable
-class PipelineUseCase(Protocol):
-    async def execute(self, command: Any, progress: ProgressSink | None = None) -> Any: ...
+InputsT = TypeVar("InputsT", bound=msgspec.Struct)
+CommandT = TypeVar("CommandT")
+ResultT = TypeVar("ResultT", bound=PipelineResult)
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-CommandBuilder = Callable[[Any, Limits, FieldPath, str | None], Any]
-
-
-def no_evidence(inputs: Any) -> Evidence:
+def no_evidence(inputs: msgspec.Struct) -> Evidence:
     """A kind whose inputs hold nothing only one participant has (rapid divergence)."""
     return NO_EVIDENCE
 
 
+def _path_parts(field: str) -> list[str | int]:
+    """`schemes[2].design_texts` as ["schemes", 2, "design_texts"]."""
+    return [int(index) if index else name for name, index in _PATH_PART.findall(field)]
+
+
 @dataclass(frozen=True)
-class PipelineEntry:
-    """One generation kind.
+class PipelineEntry(Generic[InputsT, CommandT, ResultT]):
+    """One generation kind at the edge: its wire spelling around the core's kind.
 
     `inputs` is its snake_case inputs Struct (the jobs API and the command line); the
-    legacy front end sends the same fields in camelCase (`prompts`). `command` builds
-    the use case's command from either, naming refused fields the way the client spells
-    them; `present` turns the use case's result into the legacy reply's `data`.
+    legacy front end sends the same fields in camelCase (`prompts`). `command` maps the
+    inputs onto the command's own `build`, which enforces the rules; a refusal names the
+    field the way the client spells it. `present` turns the result into the legacy
+    reply's `data`; `evidence` reads the sketches and notes that may name the participant.
     """
 
-    pipeline: Pipeline
+    kind: PipelineKind[CommandT, ResultT]
     legacy_type: int
-    inputs: type[msgspec.Struct]
-    command: CommandBuilder
-    use_case: Callable[[ModelGateway], PipelineUseCase]
+    inputs: type[InputsT]
+    command: Callable[[InputsT, Limits, str | None], CommandT]
     reply: type[msgspec.Struct]
-    present: Callable[[Any, ImageRef], msgspec.Struct]
-    # What the inputs carry that may name the participant (sketches, notes).
-    evidence: Callable[[Any], Evidence] = no_evidence
+    present: Callable[[ResultT, ImageRef], msgspec.Struct]
+    evidence: Callable[[InputsT], Evidence] = no_evidence
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.kind.pipeline
+
+    def use_case(self, gateway: ModelGateway) -> PipelineUseCase[CommandT, ResultT]:
+        """The kind's use case on `gateway` (bound to the request's participant and condition)."""
+        return self.kind.on(gateway)
 
     @cached_property
     def prompts(self) -> type[msgspec.Struct]:
@@ -165,14 +136,17 @@ class PipelineEntry:
         """CamelCase name, for the schema names of the OpenAPI document."""
         return "".join(word.title() for word in self.pipeline.value.split("_"))
 
-    def build(self, inputs: Any, limits: Limits, at: FieldPath, username: str | None) -> Any:
-        """The command; a rule the command itself enforces names the client's field too."""
+    def build(
+        self, inputs: InputsT, limits: Limits, at: FieldPath, username: str | None
+    ) -> CommandT:
+        """The command; a refused field is named the way the client spells it."""
         names = [info.name for info in msgspec.structs.fields(self.inputs)]
         try:
-            return self.command(inputs, limits, at, username)
+            return self.command(inputs, limits, username)
         except InvalidInput as exc:
-            if exc.field not in names:
+            parts = _path_parts(exc.field)
+            if not parts or parts[0] not in names:
                 raise
             mentioned = re.compile(r"\b(" + "|".join(names) + r")\b")
             rule = mentioned.sub(lambda match: at.spell(match[0]), exc.rule)
-            raise InvalidInput(at(exc.field), rule) from None
+            raise InvalidInput(at(*parts), rule) from None

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
+from application.pipeline import Limits
 from application.use_cases.converge_expand import (
-    ConvergeExpand,
+    CONVERGE_EXPAND,
     ConvergeExpandCommand,
     ConvergeExpandResult,
 )
 from domain.attribution import Evidence
-from domain.errors import InvalidInput
-from domain.generation import Pipeline
-from entrypoints.pipelines.base import (
-    CreativeOut,
-    ImageRef,
-    Limits,
-    PipelineEntry,
-    check_num,
-    check_texts,
-    present_creatives,
-)
-from entrypoints.wire import FieldPath
+from entrypoints.pipelines.base import CreativeOut, ImageRef, PipelineEntry, present_creatives
 
 
 class SelectedSchemeInputs(msgspec.Struct):
@@ -38,25 +28,10 @@ class ConvergeExpandData(msgspec.Struct):
 
 
 def command(
-    inputs: ConvergeExpandInputs, limits: Limits, at: FieldPath, username: str | None
+    inputs: ConvergeExpandInputs, limits: Limits, username: str | None
 ) -> ConvergeExpandCommand:
-    if not inputs.selected_schemes:
-        raise InvalidInput(at("selected_schemes"), "must list at least one scheme")
-    num = check_num(inputs.num, at("num"), limits)
-    total = num * len(inputs.selected_schemes)
-    if total > limits.max_num * 3:
-        raise InvalidInput(
-            at("selected_schemes"),
-            f"schemes × num must be at most {limits.max_num * 3} (asked {total})",
-        )
-    return ConvergeExpandCommand(
-        selected_schemes=tuple(
-            check_texts(scheme.design_texts, at("selected_schemes", index, "design_texts"))
-            for index, scheme in enumerate(inputs.selected_schemes)
-        ),
-        num=num,
-        username=username,
-    )
+    notes = [scheme.design_texts for scheme in inputs.selected_schemes]
+    return ConvergeExpandCommand.build(notes, inputs.num, limits, username)
 
 
 def present(result: ConvergeExpandResult, image_ref: ImageRef) -> ConvergeExpandData:
@@ -68,11 +43,10 @@ def evidence(inputs: ConvergeExpandInputs) -> Evidence:
 
 
 ENTRY = PipelineEntry(
-    pipeline=Pipeline.CONVERGE_EXPAND,
+    kind=CONVERGE_EXPAND,
     legacy_type=3,
     inputs=ConvergeExpandInputs,
     command=command,
-    use_case=ConvergeExpand,
     reply=ConvergeExpandData,
     present=present,
     evidence=evidence,

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
+from application.pipeline import Limits
 from application.use_cases.converge_select import (
-    ConvergeSelect,
+    CONVERGE_SELECT,
     ConvergeSelectCommand,
     ConvergeSelectResult,
-    SchemeSketch,
 )
 from domain.attribution import Evidence
-from domain.errors import InvalidInput
-from domain.generation import Pipeline
-from entrypoints.pipelines.base import (
-    ImageRef,
-    Limits,
-    PipelineEntry,
-    Sketch,
-    check_length,
-    check_sketch,
-    check_texts,
-)
-from entrypoints.wire import FieldPath
+from entrypoints.pipelines.base import ImageRef, PipelineEntry, Sketch
 
 
 class SketchedSchemeInputs(msgspec.Struct):
@@ -42,28 +31,11 @@ class ConvergeSelectData(msgspec.Struct):
 
 
 def command(
-    inputs: ConvergeSelectInputs, limits: Limits, at: FieldPath, username: str | None
+    inputs: ConvergeSelectInputs, limits: Limits, username: str | None
 ) -> ConvergeSelectCommand:
-    if inputs.select_num < 1:
-        raise InvalidInput(at("select_num"), "must be at least 1")
-    if not inputs.schemes:
-        raise InvalidInput(at("schemes"), "must list at least one scheme")
-    if len(inputs.schemes) > limits.max_num * 4:
-        raise InvalidInput(at("schemes"), f"must list at most {limits.max_num * 4} schemes")
-    schemes = tuple(
-        SchemeSketch(
-            design_texts=check_texts(scheme.design_texts, at("schemes", index, "design_texts")),
-            design_image=check_sketch(
-                scheme.design_image, at("schemes", index, "design_image"), limits
-            ),
-        )
-        for index, scheme in enumerate(inputs.schemes)
-    )
-    return ConvergeSelectCommand(
-        design_task=check_length(inputs.design_task, at("design_task")),
-        select_num=inputs.select_num,
-        schemes=schemes,
-        username=username,
+    schemes = [(scheme.design_texts, scheme.design_image) for scheme in inputs.schemes]
+    return ConvergeSelectCommand.build(
+        inputs.design_task, inputs.select_num, schemes, limits, username
     )
 
 
@@ -79,11 +51,10 @@ def evidence(inputs: ConvergeSelectInputs) -> Evidence:
 
 
 ENTRY = PipelineEntry(
-    pipeline=Pipeline.CONVERGE_SELECT,
+    kind=CONVERGE_SELECT,
     legacy_type=2,
     inputs=ConvergeSelectInputs,
     command=command,
-    use_case=ConvergeSelect,
     reply=ConvergeSelectData,
     present=present,
     evidence=evidence,

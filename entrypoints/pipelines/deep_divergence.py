@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import msgspec
 
+from application.pipeline import Limits
 from application.use_cases.deep_divergence import (
+    DEEP_DIVERGENCE,
     DeepDivergenceCommand,
     DeepDivergenceResult,
-    GenerateDeepDivergence,
 )
 from domain.attribution import Evidence
-from domain.generation import Pipeline
 from entrypoints.pipelines.base import (
     CreativeOut,
     ImageRef,
-    Limits,
     PipelineEntry,
     Sketch,
-    check_length,
-    check_sketch,
-    check_texts,
     present_creatives,
 )
-from entrypoints.wire import FieldPath
 
 
 class DeepDivergenceInputs(msgspec.Struct):
@@ -39,14 +34,15 @@ class DeepDivergenceData(msgspec.Struct, rename="camel"):
 
 
 def command(
-    inputs: DeepDivergenceInputs, limits: Limits, at: FieldPath, username: str | None
+    inputs: DeepDivergenceInputs, limits: Limits, username: str | None
 ) -> DeepDivergenceCommand:
-    return DeepDivergenceCommand(
-        design_task=check_length(inputs.design_task, at("design_task")),
-        design_texts=check_texts(inputs.design_texts, at("design_texts")),
-        design_image=check_sketch(inputs.design_image, at("design_image"), limits),
-        scheme_id=inputs.scheme_id,
-        username=username,
+    return DeepDivergenceCommand.build(
+        inputs.design_task,
+        inputs.design_texts,
+        inputs.design_image,
+        inputs.scheme_id,
+        limits,
+        username,
     )
 
 
@@ -63,11 +59,10 @@ def evidence(inputs: DeepDivergenceInputs) -> Evidence:
 
 
 ENTRY = PipelineEntry(
-    pipeline=Pipeline.DEEP_DIVERGENCE,
+    kind=DEEP_DIVERGENCE,
     legacy_type=1,
     inputs=DeepDivergenceInputs,
     command=command,
-    use_case=GenerateDeepDivergence,
     reply=DeepDivergenceData,
     present=present,
     evidence=evidence,

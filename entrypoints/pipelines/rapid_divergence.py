@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import msgspec
 
+from application.pipeline import Limits
 from application.use_cases.rapid_divergence import (
-    GenerateRapidDivergence,
+    RAPID_DIVERGENCE,
     RapidDivergenceCommand,
     RapidDivergenceResult,
 )
-from domain.generation import Pipeline
-from entrypoints.pipelines.base import (
-    CreativeOut,
-    ImageRef,
-    Limits,
-    PipelineEntry,
-    check_num,
-    check_text,
-    present_creatives,
-)
-from entrypoints.wire import FieldPath
+from entrypoints.pipelines.base import CreativeOut, ImageRef, PipelineEntry, present_creatives
 
 
 class RapidDivergenceInputs(msgspec.Struct):
@@ -33,13 +24,9 @@ class RapidDivergenceData(msgspec.Struct):
 
 
 def command(
-    inputs: RapidDivergenceInputs, limits: Limits, at: FieldPath, username: str | None
+    inputs: RapidDivergenceInputs, limits: Limits, username: str | None
 ) -> RapidDivergenceCommand:
-    return RapidDivergenceCommand(
-        task=check_text(inputs.task, at("task")),
-        num=check_num(inputs.num, at("num"), limits),
-        username=username,
-    )
+    return RapidDivergenceCommand.build(inputs.task, inputs.num, limits, username)
 
 
 def present(result: RapidDivergenceResult, image_ref: ImageRef) -> RapidDivergenceData:
@@ -49,11 +36,10 @@ def present(result: RapidDivergenceResult, image_ref: ImageRef) -> RapidDivergen
 
 
 ENTRY = PipelineEntry(
-    pipeline=Pipeline.RAPID_DIVERGENCE,
+    kind=RAPID_DIVERGENCE,
     legacy_type=0,
     inputs=RapidDivergenceInputs,
     command=command,
-    use_case=GenerateRapidDivergence,
     reply=RapidDivergenceData,
     present=present,
 )

@@ -90,6 +90,10 @@ class SdCounters:
     # time.monotonic() when each txt2img request arrived, in arrival order.
     received_at: list[float] = field(default_factory=list)
     interrupts: int = 0
+    # txt2img requests inside this instance at once (rendering or queued behind the
+    # render): more than one means two clients booked the instance together.
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 class FakeSdServer:
@@ -202,8 +206,17 @@ class FakeSdServer:
         return 404, {"detail": "Not Found"}
 
     async def _txt2img(self, request: dict[str, Any]) -> tuple[int, Any]:
-        knobs, counters = self.knobs, self.counters
+        counters = self.counters
         counters.requests += 1
+        counters.in_flight += 1
+        counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
+        try:
+            return await self._render(request)
+        finally:
+            counters.in_flight -= 1
+
+    async def _render(self, request: dict[str, Any]) -> tuple[int, Any]:
+        knobs, counters = self.knobs, self.counters
         counters.received_at.append(time.monotonic())
         counters.prompts.append(str(request.get("prompt", "")))
         counters.options.append(

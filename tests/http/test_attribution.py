@@ -189,3 +189,44 @@ def test_a_named_username_wins_and_is_said_so(app_client: Any) -> None:
     p1._post("/generate", named)
     (record,) = _records(container)
     assert (record.participant, record.attributed_by) == ("p1", "username")
+
+
+def test_a_save_arriving_while_the_generation_runs_names_it_afterwards() -> None:
+    import threading
+    import time
+
+    import httpx
+
+    from tests.fakes.uvicorn_thread import served
+
+    container = build_container(memory_settings(INSPILOT_DEMO_TEXT_LATENCY_S="0.3"))
+    image = sketch(31)
+    schemes = [_scheme("一", image, ["慢"])]
+    data = {"designSchemes": {"快速发散": schemes}, "designTask": TASK, "currentStage": "深入发散"}
+    prompts = {"designTask": TASK, "designTexts": ["慢"], "designImage": image, "schemeId": 0}
+    with served(create_app(container)) as url:
+        assert httpx.post(f"{url}/paint/start", json={"username": "p5"}).status_code == 200
+        replies: list[int] = []
+        running = threading.Thread(
+            target=lambda: replies.append(
+                httpx.post(
+                    f"{url}/generate",
+                    json={"appid": 0, "type": 1, "prompts": prompts},
+                    timeout=30,
+                ).status_code
+            )
+        )
+        running.start()
+        time.sleep(0.4)  # the run is past its first text step; no record exists yet
+        assert _records(container) == []
+        saved = httpx.post(f"{url}/paint/save", json={"username": "p5", "data": data})
+        assert saved.status_code == 200
+        running.join(30)
+        assert replies == [200]
+        deadline = time.monotonic() + 5
+        while not (records := _records(container)) or records[0].participant is None:
+            assert time.monotonic() < deadline, "the run was not attributed after the save"
+            time.sleep(0.05)
+    (record,) = records
+    assert (record.participant, record.attributed_by) == ("p5", "sketch")
+    assert record.attributed_at is not None

@@ -13,6 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from entrypoints.container import build_container
+from entrypoints.export.archive import folder_name
 from entrypoints.http.app import create_app
 from tests.http.conftest import SKETCH, memory_settings
 
@@ -86,16 +87,17 @@ def test_the_archive_holds_every_table_file_and_picture(study: TestClient[Any]) 
         "0",
     )
     assert p01["updated_at"].endswith("Z")
-    assert json.loads(archive.read("participants/p01/session.json"))["designTask"] == "雨具"
-    sketches = sorted(name for name in names if name.startswith("participants/p01/sketches/"))
+    p01_folder = f"participants/{folder_name('p01')}"
+    assert json.loads(archive.read(f"{p01_folder}/session.json"))["designTask"] == "雨具"
+    sketches = sorted(name for name in names if name.startswith(f"{p01_folder}/sketches/"))
     assert sketches == [
-        "participants/p01/sketches/deep_divergence-1.png",
-        "participants/p01/sketches/rapid_divergence-1.png",
-        "participants/p01/sketches/rapid_divergence-3.png",
+        f"{p01_folder}/sketches/deep_divergence-1.png",
+        f"{p01_folder}/sketches/rapid_divergence-1.png",
+        f"{p01_folder}/sketches/rapid_divergence-3.png",
     ]
     assert archive.read(sketches[0]).startswith(b"\x89PNG")
     # A username never escapes its folder.
-    assert "participants/%2E.%2Fp02/session.json" in names
+    assert f"participants/{folder_name('../p02')}/session.json" in names
     assert not any(".." in name.split("/") for name in names)
 
     generations = _rows(archive, "generations.csv")

@@ -124,3 +124,15 @@ async def mongo_repository(
         yield repository
     finally:
         await repository.close()
+
+
+@pytest.fixture(scope="session")
+def replica_set_uri() -> Iterator[str]:
+    """A one-node replica set of the embedded server: it has change streams (and an oplog)."""
+    data_dir = tempfile.mkdtemp(prefix="inspilot-rs-")
+    server = EmbeddedMongoProcess(data_dir, replica_set="rs0")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -94,3 +94,20 @@ def test_an_untrusted_peer_cannot_claim_a_seat(lab: tuple[str, Container]) -> No
     assert response.status_code == 200
     (record,) = _records(container)
     assert record.participant is None
+
+
+def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(lab: tuple[str, Container]) -> None:
+    url, _ = lab
+    behind_tls = {"X-Forwarded-For": "10.0.0.1", "X-Forwarded-Proto": "https"}
+    secure = httpx.post(url + "/paint/start", json={"username": "p1"}, headers=behind_tls)
+    assert "Secure" in secure.headers["set-cookie"]
+    plain = httpx.post(url + "/paint/start", json={"username": "p1"})
+    assert "Secure" not in plain.headers["set-cookie"]
+
+
+def test_an_untrusted_peer_cannot_claim_https(lab: tuple[str, Container]) -> None:
+    container = build_container(memory_settings(INSPILOT_TRUSTED_PROXIES="10.9.9.9"))
+    with served(create_app(container), proxy_headers=False) as url:
+        claimed = {"X-Forwarded-For": "10.0.0.1", "X-Forwarded-Proto": "https"}
+        response = httpx.post(url + "/paint/start", json={"username": "p1"}, headers=claimed)
+        assert "Secure" not in response.headers["set-cookie"]

@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from entrypoints.cli import main
 from entrypoints.container import build_container
+from entrypoints.export.archive import folder_name
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.fakes.uvicorn_thread import free_port, served
@@ -55,7 +56,7 @@ def _check(path: Path, username: str) -> None:
         sessions = list(csv.DictReader(io.TextIOWrapper(archive.open("sessions.csv"), "utf-8")))
         images = list(csv.DictReader(io.TextIOWrapper(archive.open("images.csv"), "utf-8")))
     assert [row["username"] for row in sessions] == [username]
-    assert f"participants/{username}/sketches/rapid_divergence-1.png" in names
+    assert f"participants/{folder_name(username)}/sketches/rapid_divergence-1.png" in names
     assert len(images) == 2 and all(row["file"] in names for row in images)
 
 

@@ -153,6 +153,28 @@ def test_requests_past_the_cap_are_refused_in_words_and_admitted_again_later(
         assert httpx.get(f"http://127.0.0.1:{port}/ping").text == "pong"
 
 
+def test_bodies_past_the_in_flight_budget_wait_briefly_then_get_503(tmp_path: Path) -> None:
+    with serving(tmp_path, INSPILOT_MAX_INFLIGHT_MB="1") as (port, _, _):
+        held = _open(
+            port,
+            b"POST /paint/save HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 900000\r\n\r\n{",
+        )
+        time.sleep(0.3)
+        body = json.dumps({"username": "p1", "pad": "x" * 300_000}).encode()
+        start = f"http://127.0.0.1:{port}/paint/start"
+        headers = {"Content-Type": "application/json"}
+        began = time.monotonic()
+        refused = httpx.post(start, content=body, headers=headers, timeout=20)
+        waited = time.monotonic() - began
+        assert refused.status_code == 503 and refused.json()["code"] == 3
+        assert "INSPILOT_MAX_INFLIGHT_MB" in refused.json()["message"]
+        assert refused.headers["Retry-After"] and 1.5 < waited < 10
+        held.close()
+        time.sleep(0.3)
+        assert httpx.post(start, content=body, headers=headers, timeout=20).status_code == 200
+
+
 def test_event_streams_are_capped_per_job_and_in_all(tmp_path: Path) -> None:
     with serving(
         tmp_path,

@@ -121,3 +121,23 @@ def test_bad_inputs_are_refused_before_anything_runs(
         ]
     )
     assert code == 2 and "design_image: cannot read sketch file" in capsys.readouterr().err
+
+
+def test_a_condition_runs_on_its_own_prompt_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.http.test_conditions import study_file
+
+    monkeypatch.setenv("INSPILOT_STUDY_FILE", str(study_file(tmp_path)))
+    texts = {}
+    for condition in ("baseline", "vivid"):
+        out = tmp_path / condition
+        args = ["generate", "rapid_divergence", "--task", "厨房", "--num", "2"]
+        assert main([*args, "--condition", condition, "--out", str(out)]) == 0
+        result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+        texts[condition] = [c["items"][1]["text"] for c in result["result"]]
+    # The demo model answers each prompt in its own way: another wording, other stimuli.
+    assert texts["baseline"] != texts["vivid"]
+    args = ["generate", "rapid_divergence", "--task", "厨房", "--num", "1"]
+    assert main([*args, "--condition", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "condition: unknown condition 'nope'" in capsys.readouterr().err

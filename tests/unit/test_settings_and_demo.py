@@ -35,6 +35,12 @@ def test_defaults_run_offline_on_the_embedded_database() -> None:
         ({"INSPILOT_IMAGES_BACKEND": "sd"}, "INSPILOT_SD_INSTANCES must be set"),
         ({"INSPILOT_TEXT_BACKEND": "azure"}, "INSPILOT_AZURE_OPENAI_ENDPOINT must be set"),
         ({"INSPILOT_STORAGE_BACKEND": "mongodb"}, "INSPILOT_MONGODB_URI must be set"),
+        ({"INSPILOT_SD_LEDGER": "redis"}, "INSPILOT_SD_LEDGER='redis': must be one of"),
+        ({"INSPILOT_SD_LEASE_S": "0"}, "INSPILOT_SD_LEASE_S='0': must be a number above 0"),
+        (
+            {"INSPILOT_SD_LEDGER": "mongodb", "INSPILOT_STORAGE_BACKEND": "memory"},
+            "INSPILOT_SD_LEDGER=mongodb needs INSPILOT_STORAGE_BACKEND embedded or mongodb",
+        ),
     ],
 )
 def test_a_wrong_value_names_the_variable(environ: dict[str, str], message: str) -> None:
