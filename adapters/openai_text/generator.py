@@ -24,11 +24,9 @@ DEFAULT_STEP_DEADLINE_S = 60.0
 _PROBE_TIMEOUT_S = 15.0
 
 
-class Policy(TypedDict, total=False):
-    """The knobs shared by every way of building the generator."""
+class GeneratorPolicy(TypedDict, total=False):
+    """The generator's own knobs (every endpoint's)."""
 
-    concurrency: int  # the one endpoint's max_concurrency (for_azure, for_openai)
-    label: str  # the one endpoint's name (for_azure, for_openai)
     step_deadline_s: float
     backoff_base_s: float
     backoff_max_s: float
@@ -36,6 +34,13 @@ class Policy(TypedDict, total=False):
     structured_choices: bool
     cooldown_base_s: float
     cooldown_max_s: float
+
+
+class Policy(GeneratorPolicy, total=False):
+    """The knobs shared by every way of building the generator."""
+
+    concurrency: int  # the one endpoint's max_concurrency (for_azure, for_openai)
+    label: str  # the one endpoint's name (for_azure, for_openai)
 
 
 class AzureOpenAITextGenerator(TextGenerator):
@@ -90,18 +95,20 @@ class AzureOpenAITextGenerator(TextGenerator):
         vision_deployment: str | None = None,
         api_key: str | None = None,
         use_entra_id: bool = False,
-        **policy: Unpack[Policy],
+        label: str = "azure",
+        concurrency: int = 10,
+        **policy: Unpack[GeneratorPolicy],
     ) -> AzureOpenAITextGenerator:
         """One Azure OpenAI resource; vision steps use the chat deployment unless told."""
         one = TextEndpoint.azure(
-            policy.pop("label", "azure"),
+            label,
             endpoint=endpoint,
             api_version=api_version,
             deployment=deployment,
             vision_deployment=vision_deployment or deployment,
             api_key=api_key,
             use_entra_id=use_entra_id,
-            max_concurrency=policy.pop("concurrency", 10),
+            max_concurrency=concurrency,
         )
         return cls([one], **policy)
 
@@ -113,17 +120,19 @@ class AzureOpenAITextGenerator(TextGenerator):
         api_key: str | None,
         model: str,
         vision_model: str | None = None,
-        **policy: Unpack[Policy],
+        label: str = "openai",
+        concurrency: int = 10,
+        **policy: Unpack[GeneratorPolicy],
     ) -> AzureOpenAITextGenerator:
         """OpenAI itself or one compatible server (vLLM, Ollama, LM Studio) at `base_url`."""
         one = TextEndpoint.openai(
-            policy.pop("label", "openai"),
+            label,
             base_url=base_url,
             api_key=api_key,
             model=model,
             # Most chat models today also see images.
             vision_model=vision_model or model,
-            max_concurrency=policy.pop("concurrency", 10),
+            max_concurrency=concurrency,
         )
         return cls([one], **policy)
 
