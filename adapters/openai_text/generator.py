@@ -43,7 +43,7 @@ class Policy(GeneratorPolicy, total=False):
     label: str  # the one endpoint's name (for_azure, for_openai)
 
 
-class AzureOpenAITextGenerator(TextGenerator):
+class ChatCompletionsTextGenerator(TextGenerator):
     """Chat completions over one or several endpoints, with one retry policy of our own.
 
     The SDK's retries are off (max_retries=0): they would neither respect the step's
@@ -98,7 +98,7 @@ class AzureOpenAITextGenerator(TextGenerator):
         label: str = "azure",
         concurrency: int = 10,
         **policy: Unpack[GeneratorPolicy],
-    ) -> AzureOpenAITextGenerator:
+    ) -> ChatCompletionsTextGenerator:
         """One Azure OpenAI resource; vision steps use the chat deployment unless told."""
         one = TextEndpoint.azure(
             label,
@@ -123,7 +123,7 @@ class AzureOpenAITextGenerator(TextGenerator):
         label: str = "openai",
         concurrency: int = 10,
         **policy: Unpack[GeneratorPolicy],
-    ) -> AzureOpenAITextGenerator:
+    ) -> ChatCompletionsTextGenerator:
         """OpenAI itself or one compatible server (vLLM, Ollama, LM Studio) at `base_url`."""
         one = TextEndpoint.openai(
             label,
