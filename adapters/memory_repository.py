@@ -186,12 +186,7 @@ class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
         record = self._generations.get(record_id)
         if record is None or record.username is not None:
             return False
-        self._generations[record_id] = replace(
-            record,
-            username=attribution.participant,
-            attributed_by=attribution.by,
-            attributed_at=attribution.at,
-        )
+        self._generations[record_id] = record.attributed(attribution)
         return True
 
     # -- study conditions ------------------------------------------------------------------

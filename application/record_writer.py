@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from application.ports import ExperimentRepository, Lifecycle, ParticipantSummary, StudyFilter
@@ -138,9 +137,8 @@ class RecordWriter(ExperimentRepository):
         latest = self._pending.get(written.id)
         if latest is None or latest is written or latest.username is None:
             return
-        attribution = Attribution(latest.username, latest.attributed_by, latest.attributed_at)
         try:
-            await self._store.attribute_generation(written.id, attribution)
+            await self._store.attribute_generation(written.id, latest.attribution)
         except InsPilotError as exc:
             logger.warning("records: attributing %s failed: %s", written.id, exc)
 
@@ -272,12 +270,7 @@ class RecordWriter(ExperimentRepository):
         if pending is not None:
             if pending.username is not None:
                 return False
-            self._pending[record_id] = replace(
-                pending,
-                username=attribution.participant,
-                attributed_by=attribution.by,
-                attributed_at=attribution.at,
-            )
+            self._pending[record_id] = pending.attributed(attribution)
             return True
         return await self._store.attribute_generation(record_id, attribution)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from domain.attribution import AttributedBy, ConditionBy, Evidence
+from domain.attribution import AttributedBy, Attribution, ConditionBy, Evidence
 from domain.experiment import new_id
 from domain.stimuli import Shown
 
@@ -184,6 +184,19 @@ class GenerationRecord:
     @property
     def participant(self) -> str | None:
         return self.username
+
+    @property
+    def attribution(self) -> Attribution:
+        return Attribution(self.username, self.attributed_by, self.attributed_at)
+
+    def attributed(self, attribution: Attribution) -> GenerationRecord:
+        """The record named after its participant (by a rule that held later)."""
+        return replace(
+            self,
+            username=attribution.participant,
+            attributed_by=attribution.by,
+            attributed_at=attribution.at,
+        )
 
     @property
     def duration_s(self) -> float:

@@ -9,44 +9,50 @@ from __future__ import annotations
 from typing import Any
 
 from entrypoints.settings import Settings
+from entrypoints.text_endpoints import TextEndpointEntry
 
 
-def azure_text_generator(settings: Settings) -> Any:
-    from adapters.openai_text import AzureOpenAITextGenerator
+def text_endpoint_entries(settings: Settings) -> tuple[TextEndpointEntry, ...]:
+    """The text model as one list of endpoints, whichever syntax configured it:
+    `AZURE_OPENAI_*` and `OPENAI_*` are a one-entry list named `azure` or `openai`."""
+    if settings.text_backend == "azure":
+        deployment = settings.azure_openai_deployment
+        return (
+            TextEndpointEntry(
+                name="azure",
+                kind="azure",
+                url=settings.azure_openai_endpoint,
+                model=deployment,
+                vision_model=settings.azure_openai_vision_deployment or deployment,
+                api_version=settings.azure_openai_api_version,
+                use_entra_id=settings.azure_openai_use_entra_id,
+                api_key=None
+                if settings.azure_openai_use_entra_id
+                else settings.azure_openai_api_key,
+            ),
+        )
+    if settings.text_backend == "openai":
+        model = settings.openai_model
+        return (
+            TextEndpointEntry(
+                name="openai",
+                kind="openai",
+                url=settings.openai_base_url,
+                model=model,
+                # Most chat models today also see images.
+                vision_model=settings.openai_vision_model or model,
+                api_key=settings.openai_api_key or None,
+            ),
+        )
+    return settings.text_endpoints
 
-    return AzureOpenAITextGenerator.for_azure(
-        endpoint=settings.azure_openai_endpoint,
-        api_version=settings.azure_openai_api_version,
-        deployment=settings.azure_openai_deployment,
-        vision_deployment=settings.azure_openai_vision_deployment or None,
-        api_key=None if settings.azure_openai_use_entra_id else settings.azure_openai_api_key,
-        use_entra_id=settings.azure_openai_use_entra_id,
-        concurrency=settings.text_concurrency,
-        step_deadline_s=settings.text_deadline_s,
-        structured_choices=settings.text_structured_choices,
-    )
 
-
-def openai_text_generator(settings: Settings) -> Any:
-    from adapters.openai_text import AzureOpenAITextGenerator
-
-    return AzureOpenAITextGenerator.for_openai(
-        base_url=settings.openai_base_url or None,
-        api_key=settings.openai_api_key or None,
-        model=settings.openai_model,
-        vision_model=settings.openai_vision_model or None,
-        concurrency=settings.text_concurrency,
-        step_deadline_s=settings.text_deadline_s,
-        structured_choices=settings.text_structured_choices,
-    )
-
-
-def endpoints_text_generator(settings: Settings) -> Any:
-    """Several endpoints from INSPILOT_TEXT_ENDPOINTS, checked when the settings loaded."""
-    from adapters.openai_text import AzureOpenAITextGenerator, TextEndpoint
+def text_generator(settings: Settings) -> Any:
+    """The one text adapter: chat completions over the configured endpoints."""
+    from adapters.openai_text import ChatCompletionsTextGenerator, TextEndpoint
 
     endpoints = []
-    for entry in settings.text_endpoints:
+    for entry in text_endpoint_entries(settings):
         shared: dict[str, Any] = {
             "weight": entry.weight,
             "max_concurrency": entry.max_concurrency or settings.text_concurrency,
@@ -72,7 +78,7 @@ def endpoints_text_generator(settings: Settings) -> Any:
                 **shared,
             )
         endpoints.append(endpoint)
-    return AzureOpenAITextGenerator(
+    return ChatCompletionsTextGenerator(
         endpoints,
         step_deadline_s=settings.text_deadline_s,
         structured_choices=settings.text_structured_choices,

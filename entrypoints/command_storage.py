@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from application.ports import ExperimentRepository, Lifecycle
 from domain.errors import InsPilotError
@@ -43,15 +42,12 @@ class CommandStorage:
             return f"mongodb, database {self.settings.mongodb_database}"
         return "memory (nothing is kept after this command)"
 
-    def repository_beside_service(self) -> Any | None:
-        """A repository on the running service's database process, or None."""
+    def reading_settings(self) -> Settings:
+        """The settings the command reads through: beside a running service, its database
+        process as a MongoDB server; else the configured storage."""
         if self.running_uri is None:
-            return None
-        from adapters.mongo import MongoExperimentRepository
-
-        return MongoExperimentRepository(
-            self.running_uri, self.settings.mongodb_database, self.settings.mongodb_timeout_ms
-        )
+            return self.settings
+        return replace(self.settings, storage_backend="mongodb", mongodb_uri=self.running_uri)
 
     def require_data(self) -> None:
         """Refuse an embedded data directory that holds no database: opening it would
@@ -74,9 +70,8 @@ async def opened_repository(storage: CommandStorage) -> AsyncIterator[Experiment
     can read the data), else the configured storage."""
     from entrypoints.container import build_container
 
-    repository: ExperimentRepository = (
-        storage.repository_beside_service() or build_container(storage.settings).repository()
-    )
+    # Through the container, like the service: the command builds no adapter itself.
+    repository: ExperimentRepository = build_container(storage.reading_settings()).repository()
     if isinstance(repository, Lifecycle):
         await repository.start()
     try:

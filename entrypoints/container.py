@@ -54,14 +54,13 @@ def _cookie_key(settings: Settings) -> bytes:
 
 
 class Container(containers.DeclarativeContainer):
-    config = providers.Configuration(strict=True)
     settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
-    roster = providers.Singleton(Roster.of, config.participants)
+    roster = providers.Singleton(Roster.of, settings.provided.participants)
     prompts = providers.Singleton(
         FilesystemPromptCatalog,
-        directory=config.prompts_dir,
+        directory=settings.provided.prompts_dir,
         text_steps=TEXT_STEPS,
         image_kinds=IMAGE_KINDS,
         positive_spec=IMAGE_POSITIVE,
@@ -75,25 +74,33 @@ class Container(containers.DeclarativeContainer):
     prompt_watcher = providers.Singleton(
         PromptWatcher,
         catalogs=prompt_catalogs,
-        debounce_ms=config.prompts_debounce_ms,
-        enabled=config.prompts_watch,
+        debounce_ms=settings.provided.prompts_debounce_ms,
+        enabled=settings.provided.prompts_watch,
     )
     store: providers.Provider[Any] = providers.Selector(
-        config.storage_backend,
+        settings.provided.storage_backend,
         memory=providers.Singleton(InMemoryExperimentRepository),
         mongodb=providers.Singleton(adapter_builders.mongodb_repository, settings),
         embedded=providers.Singleton(adapter_builders.embedded_repository, settings),
     )
+
+    # One adapter whichever syntax configured the text model (a one-entry list for the
+    # AZURE_OPENAI_* and OPENAI_* variables), built once.
+    chat_completions = providers.Singleton(adapter_builders.text_generator, settings)
     text_generator: providers.Provider[Any] = providers.Selector(
-        config.text_backend,
-        demo=providers.Singleton(DemoTextGenerator, latency_s=config.demo_text_latency_s),
-        azure=providers.Singleton(adapter_builders.azure_text_generator, settings),
-        openai=providers.Singleton(adapter_builders.openai_text_generator, settings),
-        endpoints=providers.Singleton(adapter_builders.endpoints_text_generator, settings),
+        settings.provided.text_backend,
+        demo=providers.Singleton(
+            DemoTextGenerator, latency_s=settings.provided.demo_text_latency_s
+        ),
+        azure=chat_completions,
+        openai=chat_completions,
+        endpoints=chat_completions,
     )
     image_generator: providers.Provider[Any] = providers.Selector(
-        config.images_backend,
-        demo=providers.Singleton(DemoImageGenerator, latency_s=config.demo_image_latency_s),
+        settings.provided.images_backend,
+        demo=providers.Singleton(
+            DemoImageGenerator, latency_s=settings.provided.demo_image_latency_s
+        ),
         sd=providers.Singleton(adapter_builders.sd_image_generator, settings, store),
     )
     # Every use case sees the store through the record writer: records are written in
@@ -101,8 +108,8 @@ class Container(containers.DeclarativeContainer):
     repository = providers.Singleton(
         RecordWriter,
         store=store,
-        queue_max=config.record_queue_max,
-        shutdown_grace_s=config.shutdown_grace_s,
+        queue_max=settings.provided.record_queue_max,
+        shutdown_grace_s=settings.provided.shutdown_grace_s,
     )
 
     # Monitoring: counters for /metrics (which also reads the adapters at scrape time),
@@ -125,15 +132,15 @@ class Container(containers.DeclarativeContainer):
     )
     # Read from the configuration, not the frozen Settings, each time it is asked for:
     # tests set it after building the container.
-    research_token = providers.Callable(str, config.research_token)
+    research_token = settings.provided.research_token
 
     # Participants and conditions: the attribution rules, the assignment of first starts.
     attributor = providers.Singleton(
         Attributor,
         repository=repository,
         clock=clock,
-        by_address=config.attribute_by_address,
-        window_s=config.attribution_window_s,
+        by_address=settings.provided.attribute_by_address,
+        window_s=settings.provided.attribution_window_s,
     )
     assigner = providers.Singleton(
         ConditionAssigner, study=study, repository=repository, roster=roster
@@ -144,7 +151,7 @@ class Container(containers.DeclarativeContainer):
     participant_cookies = providers.Singleton(
         ParticipantCookies, providers.Callable(_cookie_key, settings)
     )
-    client_view = providers.Singleton(ClientView, config.trusted_proxies)
+    client_view = providers.Singleton(ClientView, settings.provided.trusted_proxies)
     move_participant = providers.Factory(
         MoveParticipant, study=study, repository=repository, clock=clock
     )
@@ -156,7 +163,7 @@ class Container(containers.DeclarativeContainer):
         prompts=prompts,
         repository=repository,
         clock=clock,
-        list_attempts=config.list_attempts,
+        list_attempts=settings.provided.list_attempts,
         observers=providers.List(metrics, run_monitor),
         request_id=providers.Object(current_request_id),
         roster=roster,
@@ -175,20 +182,20 @@ class Container(containers.DeclarativeContainer):
         SaveSession, repository=repository, clock=clock, roster=roster, attributor=attributor
     )
     job_board: providers.Provider[Any] = providers.Selector(
-        config.jobs_backend,
+        settings.provided.jobs_backend,
         memory=providers.Object(None),
         mongodb=providers.Singleton(adapter_builders.mongodb_job_board, settings, store),
     )
     jobs = providers.Singleton(
         JobService,
         clock=clock,
-        ttl_s=config.job_ttl_s,
-        per_user=config.jobs_per_user,
+        ttl_s=settings.provided.job_ttl_s,
+        per_user=settings.provided.jobs_per_user,
         board=job_board,
         present=providers.Object(_present_job_result),
         record_orphan=providers.Singleton(OrphanRecorder, repository=repository, clock=clock),
         # A replica beats three times a lease: one late beat is not taken for its death.
-        beat_s=providers.Callable(lambda lease_s: lease_s / 3, config.sd_lease_s),
+        beat_s=providers.Callable(lambda lease_s: lease_s / 3, settings.provided.sd_lease_s),
     )
 
     get_session = providers.Factory(GetSession, repository=repository)
@@ -198,9 +205,9 @@ class Container(containers.DeclarativeContainer):
 
 
 def build_container(settings: Settings | None = None) -> Container:
-    """A container configured from `settings` (default: the environment)."""
+    """A container built from `settings` (default: the environment), its only input:
+    every provider reads the one Settings object, so a test builds the settings it needs."""
     settings = settings or Settings.load()
     container = Container()
     container.settings.override(providers.Object(settings))
-    container.config.from_dict(settings.as_config())
     return container

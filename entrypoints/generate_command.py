@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TextIO, get_args, get_origin
 
 import msgspec
-from dependency_injector import providers
 
 from application.jobs import Job
 from application.pipeline import pictures_of
@@ -202,11 +201,9 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
     command = entry.build(inputs, limits_of(settings), FieldPath(""), args.username)
     storage = command_storage(settings)
     print(f"inspilot: data: {storage.describe()}", file=stream)
-    container = build_container(storage.settings)
-    beside = storage.repository_beside_service()
-    if beside is not None:
-        # One process per embedded data directory: record through the service's database.
-        container.store.override(providers.Object(beside))
+    # One process per embedded data directory: beside a running service, the record is
+    # written through its database process.
+    container = build_container(storage.reading_settings())
     container.prompts()
     # The run's record carries a request id like any other, to find its log lines.
     request_id_var.set(f"cli-{new_id()}")

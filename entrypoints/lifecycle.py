@@ -15,25 +15,26 @@ from entrypoints.container import Container
 logger = logging.getLogger("inspilot")
 
 
-def _parts(container: Container) -> list[Any]:
-    """In start order: storage first; jobs last, so they are cancelled (and recorded)
-    before the models and the storage close."""
-    return [
-        container.repository(),
-        container.text_generator(),
-        container.image_generator(),
-        container.prompt_watcher(),
-        container.jobs(),
-    ]
+def _parts(container: Container) -> dict[str, Any]:
+    """By name, in start order: storage first; jobs last, so they are cancelled (and
+    recorded) before the models and the storage close."""
+    return {
+        "storage": container.repository(),
+        "text": container.text_generator(),
+        "images": container.image_generator(),
+        "prompt watcher": container.prompt_watcher(),
+        "jobs": container.jobs(),
+    }
 
 
 @asynccontextmanager
 async def running(container: Container) -> AsyncIterator[None]:
     """Open clients on the current event loop and close them on it (pymongo, httpx and
     openai clients must never cross event loops)."""
+    parts = _parts(container)
     started: list[Any] = []
     try:
-        for part in _parts(container):
+        for part in parts.values():
             if isinstance(part, Lifecycle):
                 try:
                     await part.start()
@@ -44,9 +45,9 @@ async def running(container: Container) -> AsyncIterator[None]:
             started.append(part)
         logger.info(
             "InsPilot ready: text=%s images=%s storage=%s",
-            type(started[1]).__name__,
-            type(started[2]).__name__,
-            type(underlying_store(started[0])).__name__,
+            type(parts["text"]).__name__,
+            type(parts["images"]).__name__,
+            type(underlying_store(parts["storage"])).__name__,
         )
         yield
     finally:

@@ -458,9 +458,6 @@ class Settings:
     def _endpoint_names(self) -> list[str]:
         return [entry.name for entry in self.text_endpoints]
 
-    def as_config(self) -> dict[str, Any]:
-        """The dict handed to dependency-injector's Configuration provider."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
 
 
 def _file_values(path: str) -> dict[str, str]:

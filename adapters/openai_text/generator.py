@@ -36,7 +36,7 @@ class Policy(TypedDict, total=False):
     cooldown_max_s: float
 
 
-class AzureOpenAITextGenerator(TextGenerator):
+class ChatCompletionsTextGenerator(TextGenerator):
     """Chat completions over one or several endpoints, with one retry policy of our own.
 
     The SDK's retries are off (max_retries=0): they would neither respect the step's
@@ -85,7 +85,7 @@ class AzureOpenAITextGenerator(TextGenerator):
         api_key: str | None = None,
         use_entra_id: bool = False,
         **policy: Unpack[Policy],
-    ) -> AzureOpenAITextGenerator:
+    ) -> ChatCompletionsTextGenerator:
         """One Azure OpenAI resource; vision steps use the chat deployment unless told."""
         one = TextEndpoint.azure(
             policy.pop("label", "azure"),
@@ -108,7 +108,7 @@ class AzureOpenAITextGenerator(TextGenerator):
         model: str,
         vision_model: str | None = None,
         **policy: Unpack[Policy],
-    ) -> AzureOpenAITextGenerator:
+    ) -> ChatCompletionsTextGenerator:
         """OpenAI itself or one compatible server (vLLM, Ollama, LM Studio) at `base_url`."""
         one = TextEndpoint.openai(
             policy.pop("label", "openai"),

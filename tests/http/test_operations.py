@@ -151,8 +151,8 @@ def test_metrics_follow_the_prometheus_conventions(client: TestClient[Any]) -> N
     assert sample(text, "inspilot_http_request_seconds_count", **labels, status_class="4xx") == 1
 
 
-def test_research_routes_are_labelled_by_template(container: Container) -> None:
-    container.config.research_token.from_value("tok")
+def test_research_routes_are_labelled_by_template() -> None:
+    container = build_container(memory_settings(INSPILOT_RESEARCH_TOKEN="tok"))
     with TestClient(create_app(container)) as client:
         client.get("/api/v1/sessions/p-42", headers={"Authorization": "Bearer tok"})
         text = client.get("/metrics").text
@@ -200,10 +200,8 @@ def test_record_queue_and_text_endpoint_figures_come_from_the_adapters() -> None
     assert "inspilot_text_endpoint_note" not in text
 
 
-def test_a_request_id_is_returned_kept_from_the_client_and_stored_in_the_record(
-    container: Container,
-) -> None:
-    container.config.research_token.from_value("tok")
+def test_a_request_id_is_returned_kept_from_the_client_and_stored_in_the_record() -> None:
+    container = build_container(memory_settings(INSPILOT_RESEARCH_TOKEN="tok"))
     body = {"appid": 0, "type": 0, "username": "r1", "prompts": {"task": "厨房", "num": 1}}
     with TestClient(create_app(container)) as client:
         made = client.get("/ping").headers["x-request-id"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.openai_text import AzureOpenAITextGenerator, Policy
+from adapters.openai_text import ChatCompletionsTextGenerator, Policy
 from application.ports import TextRequest
 from domain.errors import (
     ContentRejected,
@@ -47,8 +47,8 @@ def _fresh(fake: FakeOpenAIServer) -> None:
     fake.reset()
 
 
-def openai_at(fake: FakeOpenAIServer, **policy: Any) -> AzureOpenAITextGenerator:
-    return AzureOpenAITextGenerator.for_openai(
+def openai_at(fake: FakeOpenAIServer, **policy: Any) -> ChatCompletionsTextGenerator:
+    return ChatCompletionsTextGenerator.for_openai(
         base_url=fake.openai_base_url,
         api_key=KEY,
         model=TEXT,
@@ -57,8 +57,8 @@ def openai_at(fake: FakeOpenAIServer, **policy: Any) -> AzureOpenAITextGenerator
     )
 
 
-def azure_at(fake: FakeOpenAIServer, **policy: Any) -> AzureOpenAITextGenerator:
-    return AzureOpenAITextGenerator.for_azure(
+def azure_at(fake: FakeOpenAIServer, **policy: Any) -> ChatCompletionsTextGenerator:
+    return ChatCompletionsTextGenerator.for_azure(
         endpoint=fake.azure_endpoint,
         api_version="2024-10-21",
         deployment=TEXT,
@@ -69,7 +69,9 @@ def azure_at(fake: FakeOpenAIServer, **policy: Any) -> AzureOpenAITextGenerator:
 
 
 @asynccontextmanager
-async def running(generator: AzureOpenAITextGenerator) -> AsyncIterator[AzureOpenAITextGenerator]:
+async def running(
+    generator: ChatCompletionsTextGenerator,
+) -> AsyncIterator[ChatCompletionsTextGenerator]:
     await generator.start()
     try:
         yield generator
@@ -244,17 +246,17 @@ async def test_empty_answer_is_invalid_never_blank(fake: FakeOpenAIServer) -> No
 @pytest.mark.parametrize(
     "build",
     [
-        lambda fake: AzureOpenAITextGenerator.for_openai(
+        lambda fake: ChatCompletionsTextGenerator.for_openai(
             base_url=fake.openai_base_url, api_key="sk-wrong", model=TEXT, **FAST
         ),
-        lambda fake: AzureOpenAITextGenerator.for_azure(
+        lambda fake: ChatCompletionsTextGenerator.for_azure(
             endpoint=fake.azure_endpoint, api_version="v", deployment="nope", api_key=KEY, **FAST
         ),
     ],
     ids=["wrong-key-401", "unknown-deployment-404"],
 )
 async def test_configuration_errors_are_not_retried(
-    fake: FakeOpenAIServer, build: Callable[[FakeOpenAIServer], AzureOpenAITextGenerator]
+    fake: FakeOpenAIServer, build: Callable[[FakeOpenAIServer], ChatCompletionsTextGenerator]
 ) -> None:
     async with running(build(fake)) as generator:
         with pytest.raises(ModelUnavailable, match="configuration problem") as caught:
@@ -284,7 +286,7 @@ async def test_connection_refused_is_unavailable() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-        generator = AzureOpenAITextGenerator.for_openai(
+        generator = ChatCompletionsTextGenerator.for_openai(
             base_url=f"http://127.0.0.1:{port}/v1",
             api_key=None,
             model=TEXT,
@@ -321,7 +323,7 @@ async def test_entra_id_sends_a_bearer_token_and_closes_the_credential(
     for name in ("azure", "azure.identity"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "azure.identity.aio", aio)
-    generator = AzureOpenAITextGenerator.for_azure(
+    generator = ChatCompletionsTextGenerator.for_azure(
         endpoint=fake.azure_endpoint,
         api_version="2024-10-21",
         deployment=TEXT,
@@ -338,7 +340,7 @@ def test_entra_id_without_azure_identity_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "azure.identity.aio", None)
     with pytest.raises(ImportError, match="azure-identity"):
-        AzureOpenAITextGenerator.for_azure(
+        ChatCompletionsTextGenerator.for_azure(
             endpoint="https://x.openai.azure.com",
             api_version="2024-10-21",
             deployment=TEXT,

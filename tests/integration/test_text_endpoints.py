@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from adapters.openai_text import AzureOpenAITextGenerator, TextEndpoint
+from adapters.openai_text import ChatCompletionsTextGenerator, TextEndpoint
 from application.ports import TextRequest
 from domain.errors import ModelUnavailable
-from entrypoints.adapter_builders import endpoints_text_generator
+from entrypoints.adapter_builders import text_generator
 from entrypoints.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer, Fault
 from tests.integration.test_openai_text import PNG, PRODUCTS, running
@@ -52,12 +52,12 @@ def _endpoint(
     )
 
 
-def _generator(*endpoints: TextEndpoint, **policy: Any) -> AzureOpenAITextGenerator:
+def _generator(*endpoints: TextEndpoint, **policy: Any) -> ChatCompletionsTextGenerator:
     knobs: dict[str, Any] = {"backoff_base_s": 0.05, "backoff_max_s": 0.2, "step_deadline_s": 3.0}
-    return AzureOpenAITextGenerator(endpoints, rng=random.Random(3), **{**knobs, **policy})
+    return ChatCompletionsTextGenerator(endpoints, rng=random.Random(3), **{**knobs, **policy})
 
 
-def _stats(generator: AzureOpenAITextGenerator) -> dict[str, Any]:
+def _stats(generator: ChatCompletionsTextGenerator) -> dict[str, Any]:
     return {row["endpoint"]: row for row in generator.endpoint_stats()}
 
 
@@ -65,7 +65,9 @@ def _real_calls(fake: FakeOpenAIServer) -> int:
     return sum(1 for seen in fake.requests if seen.max_tokens != 1)
 
 
-async def _steps(generator: AzureOpenAITextGenerator, count: int, at_once: int = 5) -> list[Any]:
+async def _steps(
+    generator: ChatCompletionsTextGenerator, count: int, at_once: int = 5
+) -> list[Any]:
     """`count` steps, `at_once` at a time; the answers or the errors, in order."""
     results: list[Any] = []
     for start in range(0, count, at_once):
@@ -155,7 +157,7 @@ async def test_both_dead_the_first_step_finds_out_the_next_ones_fail_at_once_unt
     assert any(seen.max_tokens == 1 for seen in a.requests + b.requests)
 
 
-async def _after_a_probe(generator: AzureOpenAITextGenerator) -> Any:
+async def _after_a_probe(generator: ChatCompletionsTextGenerator) -> Any:
     for _ in range(200):  # generous: the cooldown here is 0.5-1 s
         try:
             return await generator.complete(PRODUCTS)
@@ -238,7 +240,7 @@ async def test_configured_endpoints_use_their_own_kind_and_key(
             "REGION_1_KEY": KEYS[0],
         }
     )
-    generator = endpoints_text_generator(settings)
+    generator = text_generator(settings)
     async with running(generator):
         answers = await _steps(generator, 12, at_once=4)
         seen_vision = await generator.complete(VISION_STEP)

@@ -143,3 +143,39 @@ def test_array_of_tables_in_the_config_file(tmp_path: Path) -> None:
 def test_other_backends_ignore_the_list() -> None:
     settings = Settings.load({"INSPILOT_TEXT_ENDPOINTS": json.dumps([EU])})
     assert settings.text_backend == "demo" and settings.text_endpoints[0].api_key is None
+
+
+def test_the_one_endpoint_syntaxes_are_a_one_entry_list() -> None:
+    from entrypoints.adapter_builders import text_endpoint_entries
+
+    azure = Settings.load(
+        {
+            "INSPILOT_TEXT_BACKEND": "azure",
+            "INSPILOT_AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com",
+            "INSPILOT_AZURE_OPENAI_API_KEY": "k",
+            "INSPILOT_AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+        }
+    )
+    (entry,) = text_endpoint_entries(azure)
+    assert (entry.name, entry.kind, entry.model, entry.vision_model) == (
+        "azure",
+        "azure",
+        "gpt-4o",
+        "gpt-4o",
+    )
+    assert entry.api_key == "k" and entry.api_version == "2024-10-21"
+    openai = Settings.load(
+        {
+            "INSPILOT_TEXT_BACKEND": "openai",
+            "INSPILOT_OPENAI_MODEL": "m",
+            "INSPILOT_OPENAI_VISION_MODEL": "v",
+        }
+    )
+    (entry,) = text_endpoint_entries(openai)
+    assert (entry.name, entry.kind, entry.url, entry.model, entry.vision_model) == (
+        "openai",
+        "openai",
+        "",
+        "m",
+        "v",
+    )
