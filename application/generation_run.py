@@ -313,7 +313,12 @@ class GenerationRun:
         """Keep one attempt, stamped with the time it ended, with who answered it, and tell
         the watcher."""
         if answer is not None:
-            outcome.update(raw_answer=answer.text, model=answer.model, endpoint=answer.endpoint)
+            outcome.update(
+                raw_answer=answer.text,
+                model=answer.model,
+                endpoint=answer.endpoint,
+                image_sizes=answer.image_sizes,
+            )
         ended = replace(step, finished_at=self._gateway.clock.now(), **outcome)
         self._text_steps.append(ended)
         status = StepStatus.FAILED if ended.error else StepStatus.FINISHED

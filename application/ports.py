@@ -44,6 +44,8 @@ class TextAnswer:
     text: str
     model: str
     endpoint: str | None = None
+    # What each image sent measured (`2048x1152 -> 1024x576` when scaled down first).
+    image_sizes: tuple[str, ...] = ()
 
 
 class TextGenerator(Protocol):

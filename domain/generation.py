@@ -116,6 +116,8 @@ class TextStep:
     template: str | None = None
     template_version: str | None = None
     endpoint: str | None = None  # which of several text endpoints answered
+    # Each image as sent to the model: `2048x1152 -> 1024x576` when it was scaled down.
+    image_sizes: tuple[str, ...] = ()
     # The whole prompt set's version (a hash over all its templates) the run was pinned to.
     prompt_set_version: str | None = None
     # The rest of the request, so `inspilot replay` can send it again: how many items were

@@ -82,6 +82,7 @@ def text_generator(settings: Settings) -> Any:
         endpoints,
         step_deadline_s=settings.text_deadline_s,
         structured_choices=settings.text_structured_choices,
+        vision_max_side=settings.vision_max_side,
     )
 
 

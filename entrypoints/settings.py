@@ -222,6 +222,12 @@ class Settings:
         "Constrain choice steps to the offered names with JSON-schema structured output "
         "(needs a model and endpoint that support it).",
     )
+    vision_max_side: int = _setting(
+        "1024",
+        _positive_int,
+        "Longest side, in pixels, a sketch is scaled down to before a vision step sends it "
+        "(the size vision models look at; the record keeps the original).",
+    )
     # Several text endpoints (api_key_env names are resolved in load()).
     text_endpoints: tuple[TextEndpointEntry, ...] = _setting(
         "",

@@ -263,7 +263,12 @@ def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
     plan = BlobPlan()
     inputs, sketches = _store_sketches(record.inputs, plan)
     text_steps = [
-        {**_step_fields(s), "items": list(s.items), "choices": list(s.choices)}
+        {
+            **_step_fields(s),
+            "items": list(s.items),
+            "choices": list(s.choices),
+            "image_sizes": list(s.image_sizes),
+        }
         for s in record.text_steps
     ]
     image_steps = []
@@ -339,6 +344,7 @@ def decode_generation(document: Mapping[str, Any], files: Mapping[str, bytes]) -
                 **step,
                 "items": tuple(step.get("items", ())),
                 "choices": tuple(step.get("choices", ())),
+                "image_sizes": tuple(step.get("image_sizes", ())),
             }
         )
         for step in document.get("text_steps", [])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, TypedDict, Unpack
 
 from openai.types.chat import ChatCompletion
@@ -14,6 +16,7 @@ from adapters.openai_text.health import COOLDOWN_BASE_S, COOLDOWN_MAX_S
 from adapters.openai_text.messages import build_messages, choice_schema
 from adapters.openai_text.router import Router
 from adapters.openai_text.step import StepCall
+from adapters.vision_images import DEFAULT_MAX_SIDE, FittedImage, fit_for_vision
 from application.ports import TextAnswer, TextGenerator, TextRequest
 
 log = logging.getLogger("inspilot.text")
@@ -32,6 +35,7 @@ class Policy(TypedDict, total=False):
     backoff_max_s: float
     temperature: float | None
     structured_choices: bool
+    vision_max_side: int
     cooldown_base_s: float
     cooldown_max_s: float
 
@@ -55,10 +59,12 @@ class ChatCompletionsTextGenerator(TextGenerator):
         backoff_max_s: float = 8.0,
         temperature: float | None = None,
         structured_choices: bool = False,
+        vision_max_side: int = DEFAULT_MAX_SIDE,
         cooldown_base_s: float = COOLDOWN_BASE_S,
         cooldown_max_s: float = COOLDOWN_MAX_S,
         rng: random.Random | None = None,
     ) -> None:
+        self._vision_max_side = vision_max_side
         if step_deadline_s <= 0 or backoff_base_s < 0 or backoff_max_s < 0:
             raise ValueError("step_deadline_s > 0 and backoffs >= 0 are required")
         self._router = Router(
@@ -156,6 +162,13 @@ class ChatCompletionsTextGenerator(TextGenerator):
     async def complete(self, request: TextRequest) -> TextAnswer:
         if not self._started:
             raise RuntimeError("the text generator was used before start()")
+        fitted: list[FittedImage] = []
+        if request.images:
+            # Decoding and resampling megabytes of PNG would stall the event loop.
+            fitted = await asyncio.to_thread(
+                lambda: [fit_for_vision(uri, self._vision_max_side) for uri in request.images]
+            )
+            request = replace(request, images=tuple(image.uri for image in fitted))
         create: dict[str, Any] = {"messages": build_messages(request)}
         constrained = self._structured_choices and bool(request.options)
         if constrained:
@@ -170,7 +183,8 @@ class ChatCompletionsTextGenerator(TextGenerator):
             backoff=self._backoff,
             constrained=constrained,
         )
-        return await call.run()
+        answer = await call.run()
+        return replace(answer, image_sizes=tuple(image.note for image in fitted))
 
     async def _probe(self, endpoint: TextEndpoint) -> ChatCompletion:
         """The smallest real call: any completion at all means the endpoint serves again."""

@@ -170,6 +170,7 @@ def generation_view(record: GenerationRecord) -> dict[str, Any]:
                 "set_version": step.prompt_set_version,
                 "model": step.model,
                 "endpoint": step.endpoint,
+                "image_sizes": list(step.image_sizes),
                 "seconds": seconds(step.started_at, step.finished_at),
                 "prompt": step.prompt,
                 "answer": step.raw_answer,

@@ -96,6 +96,7 @@ def _text_step(step: TextStep) -> dict[str, Any]:
         "items": list(step.items),
         "model": step.model,
         "endpoint": step.endpoint,
+        "imageSizes": list(step.image_sizes),
         "error": step.error,
         "template": step.template,
         "templateVersion": step.template_version,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import socket
 import sys
 import time
@@ -12,7 +14,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from PIL import Image
 
+from adapters.demo_images import render_png
 from adapters.openai_text import ChatCompletionsTextGenerator, Policy
 from application.ports import TextRequest
 from domain.errors import (
@@ -119,6 +123,33 @@ async def test_vision_step_goes_to_the_vision_deployment_with_its_images(
     [seen] = fake.requests
     assert seen.deployment == VISION
     assert seen.image_urls == (PNG, other)
+
+
+async def test_large_sketches_are_scaled_to_the_models_size_and_the_answer_says_so(
+    fake: FakeOpenAIServer,
+) -> None:
+    big = render_png(2400, 1350, 4)
+    wide = "data:image/png;base64," + base64.b64encode(big).decode()
+    small = "data:image/png;base64," + base64.b64encode(render_png(640, 360, 5)).decode()
+    request = TextRequest(
+        step="deep_divergence/name", prompt="这是什么产品？", expected_count=1, images=(wide, small)
+    )
+    async with running(azure_at(fake)) as generator:
+        answer = await generator.complete(request)
+    [seen] = fake.requests
+    sent = base64.b64decode(seen.image_urls[0].partition(",")[2])
+    with Image.open(io.BytesIO(sent)) as picture:
+        assert picture.size == (1024, 576) and picture.format == "PNG"
+    assert seen.image_urls[1] == small  # small enough: sent as it came
+    assert answer.image_sizes == ("2400x1350 -> 1024x576", "640x360")
+
+
+async def test_the_size_limit_is_a_setting(fake: FakeOpenAIServer) -> None:
+    wide = "data:image/png;base64," + base64.b64encode(render_png(1000, 500, 6)).decode()
+    request = TextRequest(step="deep_divergence/name", prompt="p", expected_count=1, images=(wide,))
+    async with running(azure_at(fake, vision_max_side=512)) as generator:
+        answer = await generator.complete(request)
+    assert answer.image_sizes == ("1000x500 -> 512x256",)
 
 
 async def test_options_are_repeated_to_the_model(fake: FakeOpenAIServer) -> None:

@@ -125,6 +125,7 @@ def record(n: int, username: str | None, *, image: bytes | None = PNG) -> Genera
                 prompt_set_version="00aa11bb22cc33dd",
                 expected_count=2,
                 choices=("伞", "杯", "灯"),
+                image_sizes=("2048x1152 -> 1024x576",),
             ),
         ),
         image_steps=(

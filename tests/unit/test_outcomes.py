@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from prometheus_client import generate_latest
@@ -11,6 +12,8 @@ from prometheus_client import generate_latest
 from adapters.memory_repository import InMemoryExperimentRepository
 from application.generation_run import ModelGateway
 from application.jobs import JobService
+from application.ports import TextAnswer, TextRequest
+from application.use_cases.deep_divergence import DeepDivergenceCommand, GenerateDeepDivergence
 from application.use_cases.rapid_divergence import (
     GenerateRapidDivergence,
     RapidDivergenceCommand,
@@ -18,7 +21,7 @@ from application.use_cases.rapid_divergence import (
 from domain.errors import ModelUnavailable
 from domain.generation import ABANDONED_MESSAGE, GenerationRecord, Outcome, Pipeline, Source
 from entrypoints.observability.metrics import ServiceMetrics
-from tests.unit.fakes import FakeImageGenerator, TickingClock
+from tests.unit.fakes import FakeImageGenerator, RecordingTextGenerator, TickingClock
 
 COMMAND = RapidDivergenceCommand("厨房", 2)
 
@@ -142,3 +145,26 @@ async def test_metrics_count_the_records_outcome(
         await task
     text = generate_latest(metrics.registry).decode()
     assert 'inspilot_generations_total{outcome="abandoned",pipeline="rapid_divergence"} 1.0' in text
+
+
+class _ScalingText(RecordingTextGenerator):
+    """Answers like the real adapter after scaling the sketches it was sent."""
+
+    async def complete(self, request: TextRequest) -> TextAnswer:
+        answer = await super().complete(request)
+        return replace(answer, image_sizes=tuple("2048x1536 -> 1024x768" for _ in request.images))
+
+
+async def test_a_vision_step_records_what_its_images_measured_when_sent(
+    gateway: ModelGateway, repository: InMemoryExperimentRepository
+) -> None:
+    scaling = ModelGateway(
+        _ScalingText(), gateway.images, gateway.prompts, repository, TickingClock()
+    )
+    sketch = "data:image/png;base64,iVBORw0KGgo="
+    command = DeepDivergenceCommand("厨房", ("可以折叠",), sketch, 1)
+    await GenerateDeepDivergence(scaling).execute(command)
+    record = await _only_record(repository)
+    (identify,) = [step for step in record.text_steps if step.name.endswith("identify")]
+    assert identify.image_sizes == ("2048x1536 -> 1024x768",)
+    assert all(step.image_sizes == () for step in record.text_steps if step is not identify)
