@@ -33,7 +33,7 @@ def _gradient_row(width: int, left: tuple[int, int, int], right: tuple[int, int,
 def render_png(width: int, height: int, seed: int) -> bytes:
     """A horizon-like picture: a sky gradient over a ground gradient."""
     rng = random.Random(seed)
-    colours = [tuple(rng.randrange(256) for _ in range(3)) for _ in range(4)]
+    colours = [(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(4)]
     sky = _gradient_row(width, colours[0], colours[1])
     ground = _gradient_row(width, colours[2], colours[3])
     horizon = rng.randrange(height // 3, 2 * height // 3)

@@ -64,8 +64,12 @@ def _read(path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class PromptSet(PromptCatalog):
-    """One validated version of a prompt directory; never changes once built."""
+class PromptSet:
+    """One validated version of a prompt directory; never changes once built.
+
+    A PromptCatalog by its shape (`pinned()` returns it as one): subclassing the
+    Protocol would inherit its read-only `set_version` property over this field.
+    """
 
     directory: Path
     texts: Mapping[str, Template]

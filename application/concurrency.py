@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from domain.errors import InsPilotError
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
@@ -35,6 +38,20 @@ async def run_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
         ours = [exc for exc in leaves if isinstance(exc, InsPilotError)]
         raise (ours or leaves)[0] from None
     return [task.result() for task in tasks]
+
+
+async def run_both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """`run_all` of two steps of different result types, each result keeping its type."""
+    one, two = await run_all([first, second])
+    return cast(A, one), cast(B, two)
+
+
+async def run_three(
+    first: Awaitable[A], second: Awaitable[B], third: Awaitable[C]
+) -> tuple[A, B, C]:
+    """`run_all` of three steps of different result types, each result keeping its type."""
+    one, two, three = await run_all([first, second, third])
+    return cast(A, one), cast(B, two), cast(C, three)
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:

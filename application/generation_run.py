@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from application.concurrency import run_all
 from application.ports import (
@@ -49,6 +49,15 @@ logger = logging.getLogger(__name__)
 Reconcile = Callable[[str], list[str] | ListMismatch]
 ProgressSink = Callable[[ProgressEvent], None]
 """Told of every step and picture as the run goes; must not block (it runs on the loop)."""
+
+
+class _Versioned(TypedDict):
+    """What an image step records of the template and options that made its request."""
+
+    template: str | None
+    template_version: str | None
+    prompt_set_version: str | None
+    options: dict[str, Any]  # JSON txt2img options, as ImageStep.options keeps them
 
 
 def _unwatched(event: ProgressEvent) -> None:
@@ -342,7 +351,7 @@ class GenerationRun:
     ) -> ImageStep:
         clock = self._gateway.clock
         started = clock.now()
-        versioned = {
+        versioned: _Versioned = {
             "template": version.path if version else None,
             "template_version": version.digest if version else None,
             "prompt_set_version": self._prompts.set_version,

@@ -76,7 +76,7 @@ class ImageRequest:
         cls, prompt: str, negative_prompt: str, options: Mapping[str, Any]
     ) -> ImageRequest:
         """A request from txt2img options as templates and records spell them (lists)."""
-        converted = {
+        converted: dict[str, Any] = {  # JSON values, checked by the fields they fill
             key: tuple(value) if isinstance(value, list) else value
             for key, value in options.items()
         }
@@ -300,7 +300,8 @@ class PromptCatalog(Protocol):
     changes, so a run that pins it at its start finishes on the version it started with.
     """
 
-    set_version: str
+    @property
+    def set_version(self) -> str: ...
 
     def pinned(self) -> PromptCatalog: ...
 

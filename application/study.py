@@ -104,8 +104,8 @@ class ConditionAssigner:
 
     def _by_rule(self, username: str, prefix: str | None) -> str:
         if self._study.assignment is Assignment.ROSTER:
-            listed = self._roster.condition_of(username)
-            return listed if self._study.get(listed) else self._study.default.name
+            listed = self._study.get(self._roster.condition_of(username))
+            return listed.name if listed else self._study.default.name
         if self._study.assignment is Assignment.PREFIX and self._study.get(prefix):
             return prefix or self._study.default.name
         return self._study.default.name

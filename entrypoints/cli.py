@@ -64,7 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
     # First: importing granian raises the limit too, and the log should say from what.
     before, after = raise_open_file_limit()
     from granian import Granian
+    from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
     from adapters.embedded_mongo import EmbeddedServerKeeper
     from adapters.filesystem_prompts import FilesystemPromptCatalog, TemplateError
@@ -126,8 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
             factory=True,
             address=args.host or settings.host,
             port=args.port or settings.port,
-            interface="asgi",
-            loop="uvloop",
+            interface=Interfaces.ASGI,
+            loop=Loops.uvloop,
             workers=args.workers,
             # A worker that dies (killed, out of memory, a crash in a C extension) is
             # replaced; without this granian shut the whole service down.
@@ -140,7 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
             backpressure=connection_cap(settings.max_connections, after) + SLACK_REQUESTS,
             # Last resort only: the app ends its streams and bodies on SIGTERM by itself.
             workers_kill_timeout=math.ceil(settings.shutdown_grace_s) + 5,
-            log_level=settings.log_level.lower(),
+            log_level=LogLevels(settings.log_level.lower()),
             log_dictconfig=GRANIAN_LOGGING,
             # The app writes the access lines itself (INSPILOT_ACCESS_LOG), inside the
             # request, so they carry its request id; granian's would not.

@@ -129,5 +129,5 @@ def _camel_type(annotation: Any) -> Any:
     if origin in (Union, UnionType):
         return functools.reduce(or_, (_camel_type(arg) for arg in args))
     if origin is Annotated:
-        return Annotated[(_camel_type(args[0]), *annotation.__metadata__)]  # type: ignore[misc]
+        return Annotated[(_camel_type(args[0]), *annotation.__metadata__)]
     return annotation

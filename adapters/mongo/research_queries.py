@@ -70,7 +70,7 @@ def study_query(study: StudyFilter, time_field: str) -> dict[str, Any]:
     if study.usernames is not None:
         query["username"] = {"$in": sorted(study.usernames)}
     if study.conditions is not None:
-        wanted: list[str | None] = sorted(study.conditions)
+        wanted: list[str | None] = [*sorted(study.conditions)]
         if DEFAULT_CONDITION in study.conditions:
             wanted.append(None)  # written before the service knew conditions
         query["condition"] = {"$in": wanted}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypedDict, Unpack
 
@@ -14,7 +15,7 @@ from openai.types.chat import ChatCompletion
 from adapters.openai_text.endpoint import EndpointStats, TextEndpoint
 from adapters.openai_text.health import COOLDOWN_BASE_S, COOLDOWN_MAX_S
 from adapters.openai_text.messages import build_messages, choice_schema
-from adapters.openai_text.router import Router
+from adapters.openai_text.router import Router, Sleep
 from adapters.openai_text.step import StepCall
 from adapters.vision_images import DEFAULT_MAX_SIDE, FittedImage, fit_for_vision
 from application.ports import TextAnswer, TextGenerator, TextRequest
@@ -25,11 +26,9 @@ DEFAULT_STEP_DEADLINE_S = 60.0
 _PROBE_TIMEOUT_S = 15.0
 
 
-class Policy(TypedDict, total=False):
-    """The knobs shared by every way of building the generator."""
+class GeneratorPolicy(TypedDict, total=False):
+    """The generator's own knobs (every endpoint's)."""
 
-    concurrency: int  # the one endpoint's max_concurrency (for_azure, for_openai)
-    label: str  # the one endpoint's name (for_azure, for_openai)
     step_deadline_s: float
     backoff_base_s: float
     backoff_max_s: float
@@ -38,6 +37,13 @@ class Policy(TypedDict, total=False):
     vision_max_side: int
     cooldown_base_s: float
     cooldown_max_s: float
+
+
+class Policy(GeneratorPolicy, total=False):
+    """The knobs shared by every way of building the generator."""
+
+    concurrency: int  # the one endpoint's max_concurrency (for_azure, for_openai)
+    label: str  # the one endpoint's name (for_azure, for_openai)
 
 
 class ChatCompletionsTextGenerator(TextGenerator):
@@ -63,6 +69,8 @@ class ChatCompletionsTextGenerator(TextGenerator):
         cooldown_base_s: float = COOLDOWN_BASE_S,
         cooldown_max_s: float = COOLDOWN_MAX_S,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._vision_max_side = vision_max_side
         if step_deadline_s <= 0 or backoff_base_s < 0 or backoff_max_s < 0:
@@ -73,6 +81,8 @@ class ChatCompletionsTextGenerator(TextGenerator):
             cooldown_base_s=cooldown_base_s,
             cooldown_max_s=cooldown_max_s,
             rng=rng,
+            clock=clock,
+            sleep=sleep,
         )
         self._step_deadline_s = step_deadline_s
         self._backoff = (backoff_base_s, backoff_max_s)
@@ -90,18 +100,20 @@ class ChatCompletionsTextGenerator(TextGenerator):
         vision_deployment: str | None = None,
         api_key: str | None = None,
         use_entra_id: bool = False,
-        **policy: Unpack[Policy],
+        label: str = "azure",
+        concurrency: int = 10,
+        **policy: Unpack[GeneratorPolicy],
     ) -> ChatCompletionsTextGenerator:
         """One Azure OpenAI resource; vision steps use the chat deployment unless told."""
         one = TextEndpoint.azure(
-            policy.pop("label", "azure"),
+            label,
             endpoint=endpoint,
             api_version=api_version,
             deployment=deployment,
             vision_deployment=vision_deployment or deployment,
             api_key=api_key,
             use_entra_id=use_entra_id,
-            max_concurrency=policy.pop("concurrency", 10),
+            max_concurrency=concurrency,
         )
         return cls([one], **policy)
 
@@ -113,17 +125,19 @@ class ChatCompletionsTextGenerator(TextGenerator):
         api_key: str | None,
         model: str,
         vision_model: str | None = None,
-        **policy: Unpack[Policy],
+        label: str = "openai",
+        concurrency: int = 10,
+        **policy: Unpack[GeneratorPolicy],
     ) -> ChatCompletionsTextGenerator:
         """OpenAI itself or one compatible server (vLLM, Ollama, LM Studio) at `base_url`."""
         one = TextEndpoint.openai(
-            policy.pop("label", "openai"),
+            label,
             base_url=base_url,
             api_key=api_key,
             model=model,
             # Most chat models today also see images.
             vision_model=vision_model or model,
-            max_concurrency=policy.pop("concurrency", 10),
+            max_concurrency=concurrency,
         )
         return cls([one], **policy)
 

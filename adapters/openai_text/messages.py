@@ -7,7 +7,11 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionContentPartParam,
+    ChatCompletionMessageParam,
+)
 
 from adapters.openai_text.failures import filtered_categories
 from application.ports import TextAnswer, TextRequest
@@ -31,16 +35,9 @@ def build_messages(request: TextRequest) -> list[ChatCompletionMessageParam]:
         system += f"\nChoose only among these, copying each exactly as written:\n{listed}"
     if not request.images:
         return [{"role": "system", "content": system}, {"role": "user", "content": request.prompt}]
-    return [
-        {"role": "system", "content": system},
-        {
-            "role": "user",
-            "content": [
-                {"type": "text", "text": request.prompt},
-                *({"type": "image_url", "image_url": {"url": uri}} for uri in request.images),
-            ],
-        },
-    ]
+    parts: list[ChatCompletionContentPartParam] = [{"type": "text", "text": request.prompt}]
+    parts.extend({"type": "image_url", "image_url": {"url": uri}} for uri in request.images)
+    return [{"role": "system", "content": system}, {"role": "user", "content": parts}]
 
 
 def choice_schema(options: tuple[str, ...]) -> dict[str, Any]:

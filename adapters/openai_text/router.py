@@ -17,6 +17,7 @@ from adapters.openai_text.health import COOLDOWN_BASE_S, COOLDOWN_MAX_S, Health
 log = logging.getLogger("inspilot.text")
 
 Probe = Callable[[TextEndpoint], Awaitable[object]]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class Router:
@@ -38,6 +39,7 @@ class Router:
         cooldown_max_s: float = COOLDOWN_MAX_S,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         names = [endpoint.name for endpoint in endpoints]
         if not names or len(set(names)) != len(names):
@@ -46,6 +48,7 @@ class Router:
             endpoint.health = Health(base_s=cooldown_base_s, max_s=cooldown_max_s, clock=clock)
         self.endpoints = tuple(endpoints)
         self._probe = probe
+        self._sleep = sleep  # with `clock`, lets a test see each cooldown's wait exactly
         self._rng = rng or random.Random()
         self._changed = asyncio.Event()
         self._recovering: dict[str, asyncio.Task[None]] = {}
@@ -140,7 +143,7 @@ class Router:
     async def _recover(self, endpoint: TextEndpoint) -> None:
         health = endpoint.health
         while not health.healthy:
-            await asyncio.sleep(health.remaining_s())
+            await self._sleep(health.remaining_s())
             if health.remaining_s() > 0:  # a late 429 lengthened the cooldown meanwhile
                 continue
             health.probe_started()

@@ -27,7 +27,7 @@ from .protocol import (
     parse_reply,
     progress_idle,
 )
-from .transport import SdTransport, TransportError
+from .transport import Reply, SdTransport, TransportError
 
 logger = logging.getLogger("inspilot.sd")
 
@@ -39,6 +39,28 @@ class _Failure(NamedTuple):
 
     reason: str
     timed_out: bool = False
+
+
+class _Render:
+    """One POST's slot: released as soon as the instance is free, exactly once.
+
+    A 200's headers mean the render is over: the GPU takes its next job while the
+    2.4 MB body is still on its way here. An abandoned render's slot belongs to the
+    settler (`settling`), which frees it itself.
+    """
+
+    def __init__(self, pool: SlotPool, instance: Instance) -> None:
+        self.instance = instance
+        self.began = time.monotonic()
+        self.render_s: float | None = None
+        self.settling = False
+        self._pool = pool
+
+    def answered(self, status: int) -> None:
+        """Free the slot at the first 200 (the transport calls this when the headers are in)."""
+        if status == 200 and self.render_s is None and not self.settling:
+            self.render_s = time.monotonic() - self.began
+            self._pool.release(self.instance, self.render_s)
 
 
 class SdWebUIImageGenerator(ImageGenerator):
@@ -187,80 +209,80 @@ class SdWebUIImageGenerator(ImageGenerator):
         rendering (interrupt.py), so a GPU never gets a second render while busy.
         """
         assert self._client is not None and self._monitor is not None
-        began = time.monotonic()
-        render_s: float | None = None
-
-        def answered(status: int) -> None:
-            # A 200's headers mean the render is over: the GPU takes its next job while
-            # the 2.4 MB body is still on its way here.
-            nonlocal render_s
-            # An abandoned render's slot belongs to the settler, which frees it itself.
-            if status == 200 and render_s is None and not settling:
-                render_s = time.monotonic() - began
-                self._pool.release(instance, render_s)
-
+        render = _Render(self._pool, instance)
         post = asyncio.ensure_future(
             self._client.request(
                 "POST",
                 instance.url + TXT2IMG_PATH,
                 json=payload,
                 auth=instance.endpoint.auth,
-                on_headers=answered,
+                on_headers=render.answered,
             )
         )
-        settling = False
         try:
             try:
                 async with asyncio.timeout(budget_s):
                     response = await asyncio.shield(post)
             except TimeoutError:
-                if render_s is None:
-                    settling = self._settler.settle(instance, post, began)
-                reason = f"no image within {budget_s:.1f}s"
-                if budget_s < self._timeout_s:
-                    # The job ran out of time, not the instance: do not cool it down.
-                    self._pool.record_failure(instance, reason)
-                    return _Failure(f"{instance.url}: {reason}", timed_out=True)
-                return self._suspect(instance, reason, timed_out=True)
+                return self._timed_out(render, post, budget_s)
             except TransportError as exc:
                 return self._suspect(instance, str(exc))
-            if response.status >= 500:
-                detail = error_detail(response.content)
-                return self._suspect(instance, f"HTTP {response.status} {detail}".strip())
-            if response.status != 200:
-                reason = (
-                    f"{instance.url} refused the request: HTTP {response.status} "
-                    f"{error_detail(response.content)}"
-                ).strip()
-                self._pool.record_failure(instance, reason)
-                raise ModelError(reason)
-            answered(response.status)
-            assert render_s is not None
-            try:
-                # A real reply is ~2.4 MB of JSON: parsing, decoding and hashing it on the
-                # event loop would stall every other request for tens of milliseconds.
-                image = await asyncio.to_thread(
-                    parse_reply,
-                    response.content,
-                    instance=instance.url,
-                    seed=seed,
-                    checkpoint=request.checkpoint,
-                )
-            except ModelError as exc:
-                self._pool.record_failure(instance, exc.message)
-                raise
-            self._pool.record_success(instance, render_s)
-            return image
+            return await self._classify(render, response, request, seed)
         except asyncio.CancelledError:
             instance.cancelled += 1
-            if not post.done() and render_s is None:
-                settling = self._settler.settle(instance, post, began)
+            if not post.done() and render.render_s is None:
+                render.settling = self._settler.settle(instance, post, render.began)
             raise
         finally:
-            if not settling:
+            if not render.settling:
                 post.cancel()
-                if render_s is None:
-                    self._pool.release(instance, time.monotonic() - began)
+                if render.render_s is None:
+                    self._pool.release(instance, time.monotonic() - render.began)
+
+    def _timed_out(self, render: _Render, post: asyncio.Future[Reply], budget_s: float) -> _Failure:
+        """No reply within the budget: the settler frees the slot once the instance is idle."""
+        instance = render.instance
+        if render.render_s is None:
+            render.settling = self._settler.settle(instance, post, render.began)
+        reason = f"no image within {budget_s:.1f}s"
+        if budget_s < self._timeout_s:
+            # The job ran out of time, not the instance: do not cool it down.
+            self._pool.record_failure(instance, reason)
+            return _Failure(f"{instance.url}: {reason}", timed_out=True)
+        return self._suspect(instance, reason, timed_out=True)
+
+    async def _classify(
+        self, render: _Render, response: Reply, request: ImageRequest, seed: int
+    ) -> GeneratedImage | _Failure:
+        """The reply: an image, an instance failure to retry elsewhere, or the job's own error."""
+        instance = render.instance
+        if response.status >= 500:
+            detail = error_detail(response.content)
+            return self._suspect(instance, f"HTTP {response.status} {detail}".strip())
+        if response.status != 200:
+            reason = (
+                f"{instance.url} refused the request: HTTP {response.status} "
+                f"{error_detail(response.content)}"
+            ).strip()
+            self._pool.record_failure(instance, reason)
+            raise ModelError(reason)
+        render.answered(response.status)
+        assert render.render_s is not None
+        try:
+            # A real reply is ~2.4 MB of JSON: parsing, decoding and hashing it on the
+            # event loop would stall every other request for tens of milliseconds.
+            image = await asyncio.to_thread(
+                parse_reply,
+                response.content,
+                instance=instance.url,
+                seed=seed,
+                checkpoint=request.checkpoint,
+            )
+        except ModelError as exc:
+            self._pool.record_failure(instance, exc.message)
+            raise
+        self._pool.record_success(instance, render.render_s)
+        return image
 
     def _suspect(self, instance: Instance, reason: str, *, timed_out: bool = False) -> _Failure:
         """Cool the instance down; the caller retries the job elsewhere."""

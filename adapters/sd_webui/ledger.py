@@ -176,7 +176,7 @@ class MongoSlotLedger(SlotPool):
         enqueued = time.monotonic()
         try:
             if retry or (not self._tickets and await self.docs.queue_is_empty()):
-                instance = await self._take(secrets.token_hex(8))
+                instance = await self._take_lease(secrets.token_hex(8))
                 if instance is not None:
                     self._record_wait(instance, 0.0)
                     return instance
@@ -224,7 +224,7 @@ class MongoSlotLedger(SlotPool):
         self._record_wait(instance, time.monotonic() - enqueued)
         return instance
 
-    async def _take(self, job: str) -> Instance | None:
+    async def _take_lease(self, job: str) -> Instance | None:
         lease = secrets.token_hex(8)
         url = await self.docs.take(self._urls, lease, job, self._ledger.lease_s)
         if url is None:
@@ -308,7 +308,7 @@ class MongoSlotLedger(SlotPool):
             future = self._tickets.get(ticket)
             if future is None or future.done():
                 continue
-            instance = await self._take(ticket)
+            instance = await self._take_lease(ticket)
             if instance is None:
                 break  # another replica was quicker: read the ledger again
             self._tickets.pop(ticket, None)
@@ -354,8 +354,8 @@ class MongoSlotLedger(SlotPool):
             for lease in list(leases):
                 await docs.renew(instance.url, lease, lease_s)
         now = time.time()
-        for url, lease in await docs.expired(self._urls, now):
-            await self._reclaim(self._by_url[url], lease, now)
+        for url, expired in await docs.expired(self._urls, now):
+            await self._reclaim(self._by_url[url], expired, now)
         dead = await docs.forget_dead_replicas()
         if dead:
             logger.warning("SD ledger: replicas stopped beating: %s", ", ".join(dead))

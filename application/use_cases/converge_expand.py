@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from application.concurrency import run_all
+from application.concurrency import run_all, run_both
 from application.generation_run import GenerationRun, ModelGateway, ProgressSink
 from application.pipeline import Limits, PipelineKind, check_num, check_texts
 from application.steps import (
@@ -130,8 +130,8 @@ class ConvergeExpand:
 
 
 async def _expand_scheme(run: GenerationRun, scheme: str, num: int) -> _SchemeGroups:
-    scenes, (functions, products) = await run_all(
-        [_scene_chain(run, scheme, num), _product_chain(run, scheme, num)]
+    scenes, (functions, products) = await run_both(
+        _scene_chain(run, scheme, num), _product_chain(run, scheme, num)
     )
     return _SchemeGroups(scenes=scenes, products=products, functions=functions)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.concurrency import run_all
+from application.concurrency import run_three
 from application.generation_run import ModelGateway, ProgressSink
 from application.pipeline import (
     Limits,
@@ -110,18 +110,16 @@ class GenerateDeepDivergence:
                 n,
             )
             listed = {"products": join_items(products), "num": str(n)}
-            images, concepts, functions = await run_all(
-                [
-                    scene_chain(
-                        run,
-                        DEEP_PLACES,
-                        DEEP_SCENE_PROMPTS,
-                        products,
-                        {"design_task": command.design_task},
-                    ),
-                    run.ask_list(DEEP_CONCEPTS, listed, n),
-                    run.ask_list(DEEP_FUNCTIONS, {**listed, "design_task": command.design_task}, n),
-                ]
+            images, concepts, functions = await run_three(
+                scene_chain(
+                    run,
+                    DEEP_PLACES,
+                    DEEP_SCENE_PROMPTS,
+                    products,
+                    {"design_task": command.design_task},
+                ),
+                run.ask_list(DEEP_CONCEPTS, listed, n),
+                run.ask_list(DEEP_FUNCTIONS, {**listed, "design_task": command.design_task}, n),
             )
             creatives = tuple(
                 Creative(

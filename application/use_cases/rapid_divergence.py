@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.concurrency import run_all
+from application.concurrency import run_both
 from application.generation_run import ModelGateway, ProgressSink
 from application.pipeline import Limits, PipelineKind, check_num, check_text
 from application.steps import (
@@ -60,17 +60,15 @@ class GenerateRapidDivergence:
         ) as run:
             n = command.num
             products = await run.ask_list(RAPID_PRODUCTS, {"task": command.task, "num": str(n)}, n)
-            images, concepts = await run_all(
-                [
-                    scene_chain(
-                        run, RAPID_PLACES, RAPID_SCENE_PROMPTS, products, {"task": command.task}
-                    ),
-                    run.ask_list(
-                        RAPID_CONCEPTS,
-                        {"products": join_items(products), "num": str(n), "task": command.task},
-                        n,
-                    ),
-                ]
+            images, concepts = await run_both(
+                scene_chain(
+                    run, RAPID_PLACES, RAPID_SCENE_PROMPTS, products, {"task": command.task}
+                ),
+                run.ask_list(
+                    RAPID_CONCEPTS,
+                    {"products": join_items(products), "num": str(n), "task": command.task},
+                    n,
+                ),
             )
             creatives = tuple(
                 Creative(

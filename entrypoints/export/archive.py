@@ -51,6 +51,10 @@ class _Sink:
     def flush(self) -> None:
         return None
 
+    def close(self) -> None:
+        """zipfile closes only files it opened itself; this makes the sink a writable file."""
+        return None
+
     def drain(self) -> bytes:
         data = b"".join(self._chunks)
         self._chunks.clear()
@@ -295,11 +299,11 @@ async def stream_study(
         # session of one that saved outside the time window, or a bare row for one who
         # generated without ever starting a session.
         for username in sorted(missing):
-            experiment = await repository.get(username)
-            if experiment is None:
+            stored = await repository.get(username)
+            if stored is None:
                 rows.row(tables.SESSIONS, tables.bare_session_row(username))
                 continue
-            async for chunk in _session_entries(archive, experiment, rows, progress):
+            async for chunk in _session_entries(archive, stored, rows, progress):
                 yield chunk
         for table in tables.TABLES:
             async for chunk in archive.add_file(table.path, rows.files[table.name]):

@@ -136,7 +136,7 @@ async def _service_answers(url: str) -> bool:
 
 
 async def _from_service(
-    url: str, settings: Settings, params: dict[str, object]
+    url: str, settings: Settings, params: dict[str, str | list[str]]
 ) -> AsyncIterator[bytes]:
     if not settings.research_token:
         raise InsPilotError(
@@ -175,7 +175,7 @@ async def _export(
     if storage.running_uri is None and await _service_answers(url):
         # A service on another store (a real MongoDB, another data directory).
         print(f"inspilot: data: the service at {url}", file=sys.stderr)
-        params: dict[str, object] = {"username": args.username or []}
+        params: dict[str, str | list[str]] = {"username": args.username or []}
         for name in ("since", "until"):
             if getattr(args, name):
                 params[name] = getattr(args, name)

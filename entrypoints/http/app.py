@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
@@ -13,6 +14,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp
 
 from entrypoints.container import Container, build_container
 from entrypoints.http.access import ResearchAccess, research_guard
@@ -97,8 +99,11 @@ def create_app(container: Container | None = None) -> Litestar:
         # Litestar's own config would replace the root handler and its format.
         logging_config=None,
     )
+    # Litestar types its handler's scope as TypedDicts; our middlewares read ASGI scopes as
+    # plain dicts, so the handler is passed on untyped here (and their chain handed back).
+    routed: Any = app.asgi_handler
     guard = ConnectionGuard(
-        app.asgi_handler,
+        routed,
         max_open=connection_cap(settings.max_connections),
         body_timeout_s=settings.body_timeout_s,
         sse_per_job=settings.sse_per_job,
@@ -111,5 +116,6 @@ def create_app(container: Container | None = None) -> Litestar:
     # Inside the observer, so metrics see the route without the condition prefix; the
     # guard inside the prefixes, so it sees the job routes without them.
     prefixed = ConditionPrefixes(guard, study.names)
-    app.asgi_handler = ObservedRequests(prefixed, container.metrics, access_log=settings.access_log)
+    observed = ObservedRequests(prefixed, container.metrics, access_log=settings.access_log)
+    app.asgi_handler = cast("ASGIApp", observed)
     return app

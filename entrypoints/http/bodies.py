@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 from litestar.dto import AbstractDTO
 from litestar.openapi.spec import Reference, Schema
@@ -67,5 +67,13 @@ NO_BODY: JsonBody[Any] = JsonBody(b"")
 """The default of a `data: JsonBody[...]`: an empty body reaches the decoder, which refuses
 it in the envelope like any other bad body."""
 
-BODY = {"dto": JsonBodyDTO, "return_dto": None}
+
+class BodyOptions(TypedDict):
+    """The route-handler keywords BODY spreads (typed, so the decorators' checks hold)."""
+
+    dto: type[AbstractDTO[Any]]
+    return_dto: None
+
+
+BODY: BodyOptions = {"dto": JsonBodyDTO, "return_dto": None}
 """Route-handler options for a handler whose `data` is a `JsonBody[...]`."""

@@ -4,16 +4,16 @@ before routing and kept in the scope, where the legacy handlers read it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
-Scope = MutableMapping[str, Any]
+Scope = dict[str, Any]  # an ASGI scope, as the other middlewares read it
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 SCOPE_KEY = "inspilot.condition_prefix"
 
 
-def condition_prefix(scope: MutableMapping[str, Any]) -> str | None:
+def condition_prefix(scope: Mapping[str, Any]) -> str | None:
     """The condition named by the route the request came in on, if any."""
     value = scope.get(SCOPE_KEY)
     return value if isinstance(value, str) else None

@@ -11,7 +11,8 @@ the same cookie.
 from __future__ import annotations
 
 import secrets
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, MediaType, Request, Response, get, post
@@ -187,7 +188,7 @@ def _generations_error(chosen: GenerationFilter, error: str) -> Template:
 
 class DashboardController(Controller):
     path = "/dashboard"
-    tags: ClassVar[list[str]] = ["dashboard"]
+    tags: Sequence[str] | None = ("dashboard",)
     include_in_schema = False
 
     @get(LOGIN.removeprefix(path), operation_id="dashboardLoginForm")

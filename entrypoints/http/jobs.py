@@ -6,11 +6,11 @@ result is the legacy reply's `data` of its pipeline, with picture URLs in place 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from functools import reduce
 from operator import or_
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, post
@@ -174,7 +174,7 @@ def _decode_job(body: bytes) -> Any:
 
 class JobsController(Controller):
     path = JOBS_PATH
-    tags: ClassVar[list[str]] = ["jobs"]
+    tags: Sequence[str] | None = ("jobs",)
 
     @post(
         "/",

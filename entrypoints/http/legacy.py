@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -68,7 +69,7 @@ class LegacyController(Controller):
     anything is stored or run); request ids come from the request middleware.
     """
 
-    tags: ClassVar[list[str]] = ["legacy"]
+    tags: Sequence[str] | None = ("legacy",)
 
     @post(
         "/paint/start",

@@ -92,12 +92,12 @@ def save_command(body: bytes, max_task_chars: int) -> SaveSessionCommand:
         listed = (parsed.data.designSchemes or {}).get(stage.value)
         if listed is not None:
             schemes[stage] = tuple(listed)
-    stage = None
+    current: Stage | None = None
     if parsed.data.currentStage is not None:
-        stage = check_stage(parsed.data.currentStage, "data.currentStage")
+        current = check_stage(parsed.data.currentStage, "data.currentStage")
     return SaveSessionCommand(
         username=username,
-        current_stage=stage,
+        current_stage=current,
         design_task=parsed.data.designTask,
         schemes=schemes,
     )

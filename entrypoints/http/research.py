@@ -7,8 +7,8 @@ come from the dashboard, whose cookie holds it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import ClassVar
 
 import msgspec
 from litestar import Controller, MediaType, Response, get, put
@@ -38,7 +38,7 @@ class ResearchController(Controller):
     """Mounted behind `research_guard` (bearer token or the dashboard's cookie)."""
 
     path = "/api/v1"
-    tags: ClassVar[list[str]] = ["research"]
+    tags: Sequence[str] | None = ("research",)
 
     @get("/sessions/{username:str}", operation_id="getSession")
     async def session(

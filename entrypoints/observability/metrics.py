@@ -240,9 +240,15 @@ def _text_endpoint_families(rows: list[dict[str, Any]]) -> Iterable[Metric]:
     of counts becomes the counter `inspilot_text_<field>_total{endpoint,outcome}`
     (`calls` by outcome: `inspilot_text_calls_total`).
     """
-    families: dict[str, Metric] = {}
+    Family = CounterMetricFamily | GaugeMetricFamily
+    families: dict[str, Family] = {}
 
-    def family(key: str, kind: type[Metric], name: str, labels: list[str]) -> Any:
+    def family(
+        key: str,
+        kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+        name: str,
+        labels: list[str],
+    ) -> Any:
         if key not in families:
             what = f"Text endpoint figure '{key}' as the text adapter reports it."
             families[key] = kind(name, what, labels=labels)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.errors import InvalidInput
 from entrypoints.pipelines import (
     converge_expand,
@@ -11,7 +13,11 @@ from entrypoints.pipelines import (
 )
 from entrypoints.pipelines.base import PipelineEntry
 
-PIPELINES: tuple[PipelineEntry, ...] = (
+# Entries of different kinds side by side: Python has no type for "some inputs, command
+# and result", so the registry holds them as Any; each module's ENTRY is checked where built.
+AnyEntry = PipelineEntry[Any, Any, Any]
+
+PIPELINES: tuple[AnyEntry, ...] = (
     rapid_divergence.ENTRY,
     deep_divergence.ENTRY,
     converge_select.ENTRY,
@@ -26,7 +32,7 @@ def _listed(values: list[str]) -> str:
     return ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else values[0]
 
 
-def by_legacy_type(kind: int) -> PipelineEntry:
+def by_legacy_type(kind: int) -> AnyEntry:
     entry = _BY_LEGACY_TYPE.get(kind)
     if entry is None:
         known = _listed([str(key) for key in _BY_LEGACY_TYPE])
@@ -34,7 +40,7 @@ def by_legacy_type(kind: int) -> PipelineEntry:
     return entry
 
 
-def by_name(name: str, field: str = "pipeline") -> PipelineEntry:
+def by_name(name: str, field: str = "pipeline") -> AnyEntry:
     entry = _BY_NAME.get(name)
     if entry is None:
         raise InvalidInput(field, f"unknown pipeline '{name}'; must be {_listed(list(_BY_NAME))}")

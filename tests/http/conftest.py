@@ -18,7 +18,13 @@ SKETCH = "data:image/png;base64," + base64.b64encode(render_png(64, 48, 3)).deco
 
 
 def memory_settings(**overrides: str) -> Settings:
-    environ = {"INSPILOT_STORAGE_BACKEND": "memory", **overrides}
+    """In-memory storage, demo models; prompt files not watched unless a test says so.
+
+    The watcher's thread takes up to 50 ms to stop (watchfiles' step): about 8 s of
+    waiting over the HTTP tests. The tests of live edits turn it on
+    (INSPILOT_PROMPTS_WATCH=true); the service's default stays on.
+    """
+    environ = {"INSPILOT_STORAGE_BACKEND": "memory", "INSPILOT_PROMPTS_WATCH": "false", **overrides}
     return Settings.load(environ)
 
 

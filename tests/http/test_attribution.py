@@ -191,6 +191,7 @@ def test_a_named_username_wins_and_is_said_so(app_client: Any) -> None:
     assert (record.participant, record.attributed_by) == ("p1", "username")
 
 
+@pytest.mark.slow  # a generation of seconds (0.3 s per text step) with a save midway
 def test_a_save_arriving_while_the_generation_runs_names_it_afterwards() -> None:
     import threading
     import time

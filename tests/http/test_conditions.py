@@ -79,6 +79,7 @@ def _records(container: Container) -> list[Any]:
     return list(asyncio.run(container.repository().list_generations(limit=100)))
 
 
+@pytest.mark.slow  # a uvicorn-served app and twenty concurrent clients
 def test_twenty_concurrent_first_starts_are_balanced_7_7_6(tmp_path: Path) -> None:
     container = _container(tmp_path)
     with served(create_app(container)) as url:

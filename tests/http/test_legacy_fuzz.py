@@ -14,6 +14,9 @@ from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from tests.http.conftest import SKETCH, memory_settings
 
+# Slow: hypothesis sends 310 generated requests, each a full generation on the demo models.
+pytestmark = pytest.mark.slow
+
 _SCALARS = st.one_of(
     st.none(),
     st.booleans(),

@@ -27,6 +27,7 @@ def live(prompt_copy: Path) -> Iterator[TestClient[Any]]:
     settings = memory_settings(
         INSPILOT_PROMPTS_DIR=str(prompt_copy),
         INSPILOT_PROMPTS_DEBOUNCE_MS="50",
+        INSPILOT_PROMPTS_WATCH="true",
         INSPILOT_RESEARCH_TOKEN=TOKEN,
     )
     with TestClient(create_app(build_container(settings))) as client:

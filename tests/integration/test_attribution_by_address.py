@@ -15,6 +15,9 @@ from entrypoints.http.app import create_app
 from tests.fakes.uvicorn_thread import served
 from tests.http.conftest import memory_settings
 
+# Slow: a uvicorn-served app per test (real client addresses).
+pytestmark = pytest.mark.slow
+
 TYPE_0 = {"appid": 0, "type": 0, "prompts": {"task": "厨房", "num": 1}}
 
 

@@ -22,6 +22,9 @@ from pymongo import MongoClient
 from adapters.embedded_mongo import running_server_uri
 from entrypoints.export.archive import folder_name
 
+# Slow: each test starts `inspilot serve` (granian, the embedded database) as a subprocess.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("secantus")
 TOKEN = "research-token"
 SCHEME = {"name": "方案1", "paths": [[1, 2]], "texts": [{"text": "折叠", "position": {"x": 1}}]}

@@ -19,6 +19,9 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.sdapi_server import fake_sd_instances
 from tests.fakes.uvicorn_thread import served
 
+# Slow: a uvicorn-served app in front of SD renders of 4 s.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def served_app() -> Iterator[tuple[Any, str]]:

@@ -32,10 +32,14 @@ CHROMIUM_ARGS = [
 TOKEN = "browser-secret"
 TIMEOUT_MS = 15_000
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("chromium") is None,
-    reason="Chromium is not installed (`.ci/run` installs it: apt-get install -y chromium)",
-)
+pytestmark = [
+    # Playwright drives Chromium against a uvicorn-served app (seconds per test).
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        shutil.which("chromium") is None,
+        reason="Chromium is not installed (`.ci/run` installs it: apt-get install -y chromium)",
+    ),
+]
 
 
 @pytest.fixture

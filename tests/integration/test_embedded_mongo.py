@@ -22,6 +22,9 @@ from adapters.embedded_mongo import (
 from domain.errors import StorageError
 from domain.experiment import Experiment, Stage
 
+# Slow: each test starts, kills or restarts the embedded MongoDB-wire server (a child process).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("secantus")
 
 

@@ -20,6 +20,9 @@ from entrypoints.settings import Settings
 from tests.fakes.uvicorn_thread import free_port, served
 from tests.http.conftest import SKETCH
 
+# Slow: the export reads the embedded MongoDB-wire server, once through a served app.
+pytestmark = pytest.mark.slow
+
 TOKEN = "cli-secret"
 
 

@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.test_cli_serve import TOKEN, _free_port
+
+# Slow: each test starts `inspilot serve` as a subprocess and waits out its timeouts.
+pytestmark = pytest.mark.slow
 
 SAVE_HEAD = (
     b"POST /paint/save HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
@@ -116,22 +120,18 @@ def test_a_stalled_body_is_cut_with_408_and_stalled_headers_are_closed(tmp_path:
         _,
         log,
     ):
-        began = time.monotonic()
-        status, body = _reply(_open(port, SAVE_HEAD))
+        # These sockets give up after 5 s: the 1 s limits must act before (the defaults,
+        # 30 s and 15 s, would not).
+        status, body = _reply(_open(port, SAVE_HEAD, timeout_s=5))
         assert status == 408 and body is not None and body["code"] == 1
         assert "INSPILOT_BODY_TIMEOUT_S" in body["message"]
-        assert time.monotonic() - began < 5
 
-        half_header = _open(port, b"GET /ping HTTP/1.1\r\nHo")
-        began = time.monotonic()
+        half_header = _open(port, b"GET /ping HTTP/1.1\r\nHo", timeout_s=5)
         assert half_header.recv(100) == b""  # closed by the server
-        assert time.monotonic() - began < 5
 
-        idle = _open(port, b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        idle = _open(port, b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n", timeout_s=5)
         assert idle.recv(1000).startswith(b"HTTP/1.1 200")
-        began = time.monotonic()
         assert idle.recv(100) == b""  # the kept-alive connection, idle, is closed too
-        assert time.monotonic() - began < 5
         # The soft open-file limit was 1,024 at start: raised to the hard limit and logged.
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         assert f"open files: limit {hard} (raised from {min(1024, hard)})" in log.read_text()
@@ -226,13 +226,14 @@ def test_sigterm_ends_the_service_within_its_grace_whatever_clients_hold_open(
             + encoded,
         )
         time.sleep(1.0)
-        began = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        took = time.monotonic() - began
-        for sock in (stream, slow, generate):
-            sock.close()
-        assert took < 5, f"took {took:.1f}s\n{log.read_text()}"
+        try:
+            process.wait(timeout=5)  # its grace: what the clients hold open must not stretch it
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running 5 s after SIGTERM\n{log.read_text()}")
+        finally:
+            for sock in (stream, slow, generate):
+                sock.close()
     with serving(tmp_path, **stored) as (port, _, _):
         reply = httpx.get(
             f"http://127.0.0.1:{port}/api/v1/generations",

@@ -16,6 +16,9 @@ from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 
+# Slow: the service on the embedded MongoDB-wire server, with sessions of megabytes.
+pytestmark = pytest.mark.slow
+
 
 def _app(**environ: str) -> Any:
     return create_app(build_container(Settings.load(environ)))

@@ -19,6 +19,9 @@ from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.fakes.uvicorn_thread import served
 
+# Slow: uvicorn-served replicas on the embedded MongoDB-wire server.
+pytestmark = pytest.mark.slow
+
 JOBS = "/api/v1/jobs"
 TOKEN = "research-token"
 BODY = {"pipeline": "rapid_divergence", "inputs": {"task": "厨房", "num": 2}, "username": "u1"}

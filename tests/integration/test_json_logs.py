@@ -10,8 +10,12 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.fakes.uvicorn_thread import free_port
+
+# Slow: starts `inspilot serve` as a subprocess.
+pytestmark = pytest.mark.slow
 
 
 def test_every_line_is_json_and_a_request_s_lines_carry_its_id() -> None:

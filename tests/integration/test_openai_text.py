@@ -7,7 +7,6 @@ import base64
 import io
 import socket
 import sys
-import time
 import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from domain.errors import (
     ModelTimeout,
     ModelUnavailable,
 )
+from tests.fakes.fake_clock import FakeClock
 from tests.fakes.openai_server import FakeOpenAIServer, Fault
 
 KEY = "sk-test-0123456789"
@@ -60,6 +60,13 @@ def openai_at(fake: FakeOpenAIServer, **policy: Any) -> ChatCompletionsTextGener
         vision_model=VISION,
         **{**FAST, **policy},
     )
+
+
+def clocked(
+    generator: ChatCompletionsTextGenerator, clock: FakeClock
+) -> ChatCompletionsTextGenerator:
+    """The same endpoint and policy on a fake clock: cooldowns take no real time."""
+    return ChatCompletionsTextGenerator(generator.endpoints, clock=clock, sleep=clock.sleep, **FAST)
 
 
 def azure_at(fake: FakeOpenAIServer, **policy: Any) -> ChatCompletionsTextGenerator:
@@ -183,31 +190,32 @@ async def test_rate_limit_cools_down_for_retry_after_then_a_probe_brings_it_back
     fake: FakeOpenAIServer,
 ) -> None:
     fake.enqueue(Fault.rate_limited(retry_after_s=1.0))
-    async with running(azure_at(fake)) as generator:
-        started = time.monotonic()
+    clock = FakeClock()
+    async with running(clocked(azure_at(fake), clock)) as generator:
         answer = await generator.complete(PRODUCTS)
-        elapsed = time.monotonic() - started
     # The step that met the 429 waits out the cooldown (the Retry-After, longer than the
     # 0.5 s base here); then one probe, then the step's own call.
     assert answer.text and [seen.max_tokens for seen in fake.requests] == [None, 1, None]
-    assert 0.95 <= elapsed < 4.0
+    assert clock.waits == [pytest.approx(1.0)]
 
 
 async def test_retry_after_ms_is_honoured(fake: FakeOpenAIServer) -> None:
     fake.enqueue(Fault.rate_limited(retry_after_s=0.6, millis=True))
-    async with running(openai_at(fake)) as generator:
-        started = time.monotonic()
+    clock = FakeClock()
+    async with running(clocked(openai_at(fake), clock)) as generator:
         await generator.complete(PRODUCTS)
-    assert time.monotonic() - started >= 0.55
+    assert clock.waits == [pytest.approx(0.6)]
+    assert [seen.max_tokens for seen in fake.requests] == [None, 1, None]
 
 
 async def test_rate_limit_longer_than_the_deadline_fails_at_once(fake: FakeOpenAIServer) -> None:
     fake.enqueue(Fault.rate_limited(retry_after_s=30))
     async with running(azure_at(fake, step_deadline_s=2.0)) as generator:
-        started = time.monotonic()
         with pytest.raises(ModelUnavailable, match="asked to wait 30s") as caught:
             await generator.complete(PRODUCTS)
-    assert time.monotonic() - started < 1.0
+    # Decided at once, without waiting out the 2 s deadline: one call, and the full 30 s
+    # still ahead (28 s would mean it had waited).
+    assert "cools down for 30s more, past the step's deadline of 2s" in str(caught.value)
     assert caught.value.retry_after_s == pytest.approx(30, abs=1)
     assert fake.request_count == 1
 
@@ -219,31 +227,35 @@ async def test_server_error_then_success(fake: FakeOpenAIServer) -> None:
     assert answer.text and fake.request_count == 3
 
 
+@pytest.mark.slow  # backs off and cools down within a 1.5 s deadline
 async def test_server_error_forever_is_unavailable_within_the_deadline(
     fake: FakeOpenAIServer,
 ) -> None:
     fake.always = Fault.server_error(500)
     async with running(azure_at(fake, step_deadline_s=1.5)) as generator:
-        started = time.monotonic()
         with pytest.raises(ModelUnavailable) as caught:
             await generator.complete(PRODUCTS)
-    assert time.monotonic() - started < 3.0
     assert fake.request_count >= 2
     message = str(caught.value)
+    # It gives up as soon as the cooldown would outlast the deadline, not after it.
+    assert "past the step's deadline of 1.5s" in message
     assert PRODUCTS.step in message and TEXT in message and "HTTP 500" in message
     assert KEY not in message
 
 
+@pytest.mark.slow  # waits out a 1 s step deadline
 async def test_hang_is_a_timeout_at_the_deadline(fake: FakeOpenAIServer) -> None:
     fake.enqueue(Fault.hang())
     async with running(openai_at(fake, step_deadline_s=1.0)) as generator:
-        started = time.monotonic()
         with pytest.raises(ModelTimeout) as caught:
             await generator.complete(PRODUCTS)
-    assert 0.9 <= time.monotonic() - started < 3.0
+    # One call, given the whole deadline (no earlier give-up, no second try).
+    assert fake.request_count == 1
+    assert "no answer before the step's deadline of 1s ran out" in str(caught.value)
     assert PRODUCTS.step in str(caught.value)
 
 
+@pytest.mark.slow  # waits out a 1 s step deadline
 async def test_outage_then_deadline_is_reported_as_the_outage(fake: FakeOpenAIServer) -> None:
     fake.enqueue(Fault.server_error(502), Fault.hang())
     async with running(openai_at(fake, step_deadline_s=1.0)) as generator:
@@ -251,6 +263,7 @@ async def test_outage_then_deadline_is_reported_as_the_outage(fake: FakeOpenAISe
             await generator.complete(PRODUCTS)
 
 
+@pytest.mark.slow  # waits out the step's deadline in the queue
 async def test_waiting_for_a_slot_past_the_deadline_says_so(fake: FakeOpenAIServer) -> None:
     async with running(openai_at(fake, concurrency=1, step_deadline_s=0.5)) as generator:
         # Holding the only slot here, not with a hung call, keeps the race out of the test.
@@ -318,6 +331,7 @@ async def test_other_client_errors_are_model_errors(fake: FakeOpenAIServer) -> N
     assert fake.request_count == 1
 
 
+@pytest.mark.slow  # twenty calls of 0.15 s, three at a time
 async def test_concurrency_cap_is_respected(fake: FakeOpenAIServer) -> None:
     fake.latency_s = 0.15
     async with running(openai_at(fake, concurrency=3)) as generator:
@@ -326,6 +340,7 @@ async def test_concurrency_cap_is_respected(fake: FakeOpenAIServer) -> None:
     assert 2 <= fake.max_in_flight <= 3
 
 
+@pytest.mark.slow  # backs off until a 1 s step deadline
 async def test_connection_refused_is_unavailable() -> None:
     # A bound socket that never listens: the port stays ours and refuses connections.
     with socket.socket() as closed:

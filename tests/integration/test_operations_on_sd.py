@@ -41,6 +41,7 @@ def _until(condition: Callable[[], bool], within_s: float) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # cooldown waits and probes
 def test_ready_turns_503_when_every_instance_is_down_and_200_when_one_is_back(
     sd_servers: list[FakeSdServer],
 ) -> None:

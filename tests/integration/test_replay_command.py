@@ -23,6 +23,9 @@ from tests.fakes.openai_replies import user_text
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.http.conftest import SKETCH
 
+# Slow: records on the embedded MongoDB-wire server, one beside a running `inspilot serve`.
+pytestmark = pytest.mark.slow
+
 DEEP = {
     "appid": 0,
     "type": 1,

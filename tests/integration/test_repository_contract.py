@@ -21,7 +21,8 @@ T0 = datetime(2025, 3, 1, 9, 30, 0, 123000, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 
-@pytest.fixture(params=["memory", "mongo"])
+# The MongoDB half runs on the embedded MongoDB-wire server: slow (`-m "not slow"` skips it).
+@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.slow)])
 async def repository(request: pytest.FixtureRequest) -> AsyncIterator[ExperimentRepository]:
     if request.param == "memory":
         yield InMemoryExperimentRepository()

@@ -19,6 +19,9 @@ from application.ports import ImageRequest
 from domain.errors import ModelUnavailable
 from tests.fakes.sdapi_server import FakeSdCluster, FakeSdServer, tiny_png
 
+# Slow: replicas sharing the SD ledger on the embedded MongoDB-wire server.
+pytestmark = pytest.mark.slow
+
 Replica = Callable[..., contextlib.AbstractAsyncContextManager[SdWebUIImageGenerator]]
 
 

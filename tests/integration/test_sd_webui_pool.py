@@ -86,6 +86,7 @@ async def test_two_jobs_take_the_two_idle_instances_at_once(make_servers: MakeSe
         assert image.model == "sd_xl_base_1.0"
 
 
+@pytest.mark.slow  # a queue of renders
 async def test_waiting_jobs_start_in_the_order_they_came(make_servers: MakeServers) -> None:
     (server,) = make_servers(1, latency_s=0.1)
     async with running([server.url]) as generator:
@@ -140,6 +141,7 @@ async def test_a_500_is_retried_elsewhere_with_the_same_seed(make_servers: MakeS
         assert image.instance == healthy.url
 
 
+@pytest.mark.slow  # a cooldown wait and a probe
 async def test_a_cooled_down_instance_returns_after_a_probe(make_servers: MakeServers) -> None:
     flaky, steady = make_servers(2, latency_s=0.05)
     async with running([flaky.url, steady.url], cooldown_base_s=0.2) as generator:
@@ -168,6 +170,7 @@ async def test_a_4xx_is_not_retried_elsewhere(make_servers: MakeServers) -> None
     assert sum(s.counters.requests for s in servers) == 1
 
 
+@pytest.mark.slow  # waits out a render timeout
 async def test_a_hanging_instance_times_out_and_the_job_moves(make_servers: MakeServers) -> None:
     hung, healthy = make_servers(2, latency_s=0.05)
     hung.knobs.hang = True
@@ -198,10 +201,11 @@ async def test_all_instances_down_fails_fast(make_servers: MakeServers) -> None:
     for server in servers:
         server.down()
     async with running([s.url for s in servers], max_queue_wait_s=30) as generator:
-        began = time.monotonic()
-        with pytest.raises(ModelUnavailable) as caught:
+        # Refused as an outage, not after the 30 s wait for a slot ("no image slot freed").
+        with pytest.raises(
+            ModelUnavailable, match=r"^no Stable Diffusion instance is up$"
+        ) as caught:
             await generator.generate(ImageRequest(prompt="p"))
-        assert time.monotonic() - began < 2.0
         assert generator.stats().outage
     assert caught.value.retry_after_s is not None and caught.value.retry_after_s > 0
 
@@ -211,12 +215,15 @@ async def test_instances_dying_mid_run_fail_the_job_fast(make_servers: MakeServe
     async with running([s.url for s in servers], max_queue_wait_s=30) as generator:
         for server in servers:
             server.down()
-        began = time.monotonic()
-        with pytest.raises(ModelUnavailable, match="every attempt failed"):
+        # Each instance tried once and refused at once: no wait for a slot or a render.
+        with pytest.raises(ModelUnavailable, match="every attempt failed") as caught:
             await generator.generate(ImageRequest(prompt="p"))
-        assert time.monotonic() - began < 2.0
+        message = str(caught.value)
+        assert all(f"{server.url}: " in message for server in servers)
+        assert "no image slot freed" not in message and "no image within" not in message
 
 
+@pytest.mark.slow  # a queue of 0.3 s renders
 async def test_a_full_queue_refuses_with_retry_after(make_servers: MakeServers) -> None:
     (server,) = make_servers(1, latency_s=0.3)
     async with running([server.url], queue_max=2) as generator:
@@ -230,6 +237,7 @@ async def test_a_full_queue_refuses_with_retry_after(make_servers: MakeServers) 
         assert len(await asyncio.gather(*admitted)) == 3
 
 
+@pytest.mark.slow  # waits out the queue's patience
 async def test_a_long_wait_gives_up_with_retry_after(make_servers: MakeServers) -> None:
     (server,) = make_servers(1, latency_s=0.6)
     async with running([server.url], max_queue_wait_s=0.2) as generator:
@@ -322,6 +330,7 @@ async def test_credentials_in_the_url_become_basic_auth(make_servers: MakeServer
     assert "s3cret" not in repr(stats)
 
 
+@pytest.mark.slow  # a cooldown, a failed probe and a recovery
 async def test_waiting_jobs_fail_once_every_instance_stays_down(
     make_servers: MakeServers,
 ) -> None:
@@ -330,14 +339,13 @@ async def test_waiting_jobs_fail_once_every_instance_stays_down(
         rendering = asyncio.create_task(generator.generate(ImageRequest(prompt="a")))
         waiting = asyncio.create_task(generator.generate(ImageRequest(prompt="b")))
         await eventually(lambda: generator.queue_length() == 1)
-        began = time.monotonic()
         server.down()
         # The render dies with its connection; the waiter gives up after the first
-        # cooldown and a probe, not after its 30 s of patience.
-        for task in (rendering, waiting):
-            with pytest.raises(ModelUnavailable):
-                await task
-        assert time.monotonic() - began < 5.0
+        # cooldown and a probe (the outage), not after its 30 s of patience for a slot.
+        with pytest.raises(ModelUnavailable):
+            await rendering
+        with pytest.raises(ModelUnavailable, match=r"^no Stable Diffusion instance is up$"):
+            await waiting
         assert generator.stats().outage
         server.up()
         await eventually(lambda: not generator.stats().outage)
@@ -363,6 +371,7 @@ async def test_a_slot_handed_to_a_job_cancelled_before_it_woke_is_not_lost() -> 
     assert await pool.acquire(deadline) is instance
 
 
+@pytest.mark.slow  # renders of up to 0.6 s
 async def test_a_slow_instance_does_not_take_a_job_a_fast_one_finishes_sooner(
     make_servers: MakeServers,
 ) -> None:
@@ -377,6 +386,7 @@ async def test_a_slow_instance_does_not_take_a_job_a_fast_one_finishes_sooner(
         assert by_url(generator, fast.url).busy == 0
 
 
+@pytest.mark.slow  # renders of half a second beside a stuck one
 async def test_a_stuck_fast_instance_does_not_hold_jobs_back(make_servers: MakeServers) -> None:
     fast, slow = make_servers(2, latency_s=0.1)
     slow.knobs.latency_s = 0.5
@@ -385,10 +395,10 @@ async def test_a_stuck_fast_instance_does_not_hold_jobs_back(make_servers: MakeS
         fast.knobs.hang = True
         stuck = asyncio.create_task(generator.generate(ImageRequest("stuck")))
         await eventually(lambda: by_url(generator, fast.url).busy == 1)
-        started = time.monotonic()
         image = await generator.generate(ImageRequest("after"))
         assert image.instance == slow.url
-        assert time.monotonic() - started < 5.0  # not the stuck render's 20 s timeout
+        # Served while the stuck render still holds the fast one, not after its 20 s timeout.
+        assert not stuck.done() and by_url(generator, fast.url).busy == 1
         stuck.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stuck

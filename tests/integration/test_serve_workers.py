@@ -19,6 +19,9 @@ from adapters.embedded_mongo import running_server_uri
 from tests.fakes.sdapi_server import fake_sd_instances
 from tests.integration.test_cli_serve import SCHEME, serving
 
+# Slow: `inspilot serve --workers` as a subprocess.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("secantus")
 
 

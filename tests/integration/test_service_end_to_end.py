@@ -169,6 +169,7 @@ def test_all_instances_down_is_an_honest_503(
     assert "retry-after" in response.headers
 
 
+@pytest.mark.slow  # waits out the text step's deadline
 def test_text_model_unreachable_is_reported_not_a_count_mismatch(
     sd_servers: list[FakeSdServer],
 ) -> None:
@@ -184,6 +185,7 @@ def test_text_model_unreachable_is_reported_not_a_count_mismatch(
     assert "mismatch" not in body["message"] and "expected" not in body["message"]
 
 
+@pytest.mark.slow  # waits out the render timeout on every instance
 def test_every_instance_hanging_is_an_honest_504_with_no_partial_result(
     text_server: FakeOpenAIServer, sd_servers: list[FakeSdServer]
 ) -> None:

@@ -62,6 +62,7 @@ def _save(client: TestClient[Any], task: str) -> Any:
     return client.post("/paint/save", json={"username": "p1", "data": data})
 
 
+@pytest.mark.slow  # fills a 160 MB tmpfs
 def test_below_the_floor_saves_and_generations_are_refused_and_heal_when_space_is_freed(
     small_disk: Path,
 ) -> None:
@@ -114,6 +115,7 @@ def test_readiness_fails_on_a_store_that_reads_but_cannot_write() -> None:
     assert storage["ok"] is False and "write" in storage["detail"]
 
 
+@pytest.mark.slow  # the embedded MongoDB-wire server
 def test_a_floor_above_the_disk_refuses_saves_on_the_embedded_store(tmp_path: Path) -> None:
     settings = Settings.load(
         {"INSPILOT_DATA_DIR": str(tmp_path / "data"), "INSPILOT_MIN_FREE_MB": str(10**9)}

@@ -18,6 +18,9 @@ from entrypoints.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer, Fault
 from tests.integration.test_openai_text import PNG, PRODUCTS, running
 
+# Slow: endpoints cool down and come back after real probes (waits of seconds).
+pytestmark = pytest.mark.slow
+
 KEYS = ("sk-a-0123456789", "sk-b-0123456789", "sk-c-0123456789")
 VISION_STEP = TextRequest("deep_divergence/identify", "这是什么？", 1, images=(PNG,))
 
@@ -137,19 +140,16 @@ async def test_both_dead_the_first_step_finds_out_the_next_ones_fail_at_once_unt
         _endpoint("a", a, KEYS[0]), _endpoint("b", b, KEYS[1]), cooldown_base_s=0.5
     )
     async with running(generator):
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         with pytest.raises(ModelUnavailable, match="HTTP 503") as first:
             await generator.complete(PRODUCTS)
-        assert loop.time() - started <= 3.0 + 0.5  # its deadline, with slack for the loop
+        assert "deadline of 3s" in str(first.value)  # it waited for a probe within it
         assert first.value.retry_after_s is not None
         assert _real_calls(a) >= 3 and _real_calls(b) >= 3
         a.always = b.always = None  # back, but only a probe may say so
         tried = _real_calls(a) + _real_calls(b)
-        started = loop.time()
+        # At once: the known outage is reported before any call (none is made).
         with pytest.raises(ModelUnavailable, match="cooling down") as later:
             await generator.complete(PRODUCTS)
-        assert loop.time() - started < 1.0
         assert later.value.retry_after_s is not None
         assert _real_calls(a) + _real_calls(b) == tried
         answer = await _after_a_probe(generator)

