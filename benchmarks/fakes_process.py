@@ -73,7 +73,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def served_inspilot(
-    openai_url: str, sd_urls: list[str], storage: str, data_dir: str
+    openai_url: str,
+    sd_urls: list[str],
+    storage: str,
+    data_dir: str,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`inspilot serve` in its own process on the fakes, as deployed; yields its URL."""
     import httpx
@@ -90,6 +94,7 @@ def served_inspilot(
         "INSPILOT_STORAGE_BACKEND": storage,
         "INSPILOT_DATA_DIR": data_dir,
         "INSPILOT_LOG_LEVEL": "warning",
+        **(extra or {}),
     }
     service = subprocess.Popen(
         [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)], env=env, cwd=ROOT

@@ -92,7 +92,9 @@ class RssSampler:
         self._thread.join()
 
 
-async def one_round(client: aiohttp.ClientSession, url: str, round_no: int) -> float:
+async def one_round(
+    client: aiohttp.ClientSession, url: str, round_no: int, participants: int = PARTICIPANTS
+) -> float:
     """Browsers read replies fast: aiohttp stands in for them (httpx would spend about a
     second of the two cores per round reading 12 × 14 MB, charged to the service)."""
 
@@ -109,7 +111,7 @@ async def one_round(client: aiohttp.ClientSession, url: str, round_no: int) -> f
         assert len(images) == NUM and all(len(image) * 3 // 4 >= 1_500_000 for image in images)
 
     started = time.perf_counter()
-    await asyncio.gather(*(participant(n) for n in range(PARTICIPANTS)))
+    await asyncio.gather(*(participant(n) for n in range(participants)))
     return time.perf_counter() - started
 
 

@@ -297,10 +297,9 @@ class MongoSlotLedger(SlotPool):
             delay = min(delay * 2, self._ledger.poll_max_s)
 
     async def _serve_queue(self) -> bool:
-        docs = await self.docs.read(self._urls)
-        for doc in docs:
-            self._mirror(doc)
-        free = sum(max(doc["free"], 0) for doc in docs if doc["healthy"])
+        # Only the instances with a free slot: with many instances and a long queue,
+        # few (the health of all is mirrored by housekeeping and the change stream).
+        free = await self.docs.free_slots(self._urls)
         if free <= 0:
             return False
         served: list[str] = []
@@ -360,8 +359,7 @@ class MongoSlotLedger(SlotPool):
         if dead:
             logger.warning("SD ledger: replicas stopped beating: %s", ", ".join(dead))
         await docs.drop_served(list(self._tickets))
-        if not self._tickets:  # else the dispatcher reads the instances often enough
-            await self._refresh()
+        await self._refresh()  # shared health, where no change stream brings it
 
     async def _reclaim(self, instance: Instance, lease: dict[str, Any], now: float) -> None:
         """Interrupt what the instance renders for a dead holder, then free the slot."""

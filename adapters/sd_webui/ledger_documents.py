@@ -13,16 +13,33 @@ so their clocks must agree to well within the lease (NTP does).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReturnDocument
-from pymongo.errors import OperationFailure
+from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError, OperationFailure
 
 _NO_CHANGE_STREAMS = 40573
 _QUEUE_ORDER = [("prio", 1), ("seq", 1), ("_id", 1)]
 
 Doc = dict[str, Any]
+
+
+def _fresh(url: str, slots: int) -> Doc:
+    return {
+        "_id": url,
+        "slots": slots,
+        "free": slots,
+        "leases": [],
+        "healthy": False,
+        "cooldown_until": 0.0,
+        "consecutive_failures": 0,
+        "last_error": None,
+        "idle_since": 0.0,
+        "render_s": None,
+        "probe_until": 0.0,
+    }
 
 
 class LedgerDocuments:
@@ -35,32 +52,26 @@ class LedgerDocuments:
         self.replica = replica
 
     async def prepare(self, slots_by_url: dict[str, int]) -> None:
-        """Indexes, the queue's counter and one document per instance (kept if present)."""
+        """The queue's index and one document per instance (kept if present)."""
         await self.queue.create_index(_QUEUE_ORDER)
-        for url, slots in slots_by_url.items():
-            fresh = {
-                "slots": slots,
-                "free": slots,
-                "leases": [],
-                "healthy": False,
-                "cooldown_until": 0.0,
-                "consecutive_failures": 0,
-                "last_error": None,
-                "idle_since": 0.0,
-                "render_s": None,
-                "probe_until": 0.0,
-            }
-            doc = await self.instances.find_one_and_update(
-                {"_id": url},
-                {"$setOnInsert": fresh},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is not None and doc["slots"] != slots:
+        existing = {
+            doc["_id"]: doc["slots"]
+            async for doc in self.instances.find({"_id": {"$in": list(slots_by_url)}}, {"slots": 1})
+        }
+        missing = [_fresh(url, slots) for url, slots in slots_by_url.items() if url not in existing]
+        if missing:
+            # Another replica starting at the same moment may insert some of them first.
+            with contextlib.suppress(BulkWriteError):
+                await self.instances.insert_many(missing, ordered=False)
+        for url, old in existing.items():
+            if old != slots_by_url[url]:
                 # The slots per instance changed since the last deployment: keep the leases.
                 await self.instances.update_one(
-                    {"_id": url, "slots": doc["slots"]},
-                    {"$set": {"slots": slots}, "$inc": {"free": slots - doc["slots"]}},
+                    {"_id": url, "slots": old},
+                    {
+                        "$set": {"slots": slots_by_url[url]},
+                        "$inc": {"free": slots_by_url[url] - old},
+                    },
                 )
 
     async def has_change_streams(self) -> bool:
@@ -126,6 +137,12 @@ class LedgerDocuments:
             {"$pull": {"leases": {"id": lease}}, "$inc": {"free": 1}},
         )
         return result.modified_count == 1
+
+    async def free_slots(self, urls: list[str]) -> int:
+        free = self.instances.find(
+            {"_id": {"$in": urls}, "healthy": True, "free": {"$gt": 0}}, {"free": 1}
+        )
+        return sum([doc["free"] async for doc in free])
 
     async def read(self, urls: list[str]) -> list[Doc]:
         return await self.instances.find({"_id": {"$in": urls}}).to_list()
