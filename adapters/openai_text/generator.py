@@ -179,8 +179,14 @@ class ChatCompletionsTextGenerator(TextGenerator):
         fitted: list[FittedImage] = []
         if request.images:
             # Decoding and resampling megabytes of PNG would stall the event loop.
-            fitted = await asyncio.to_thread(
-                lambda: [fit_for_vision(uri, self._vision_max_side) for uri in request.images]
+            # Pillow releases the GIL while it resamples and encodes: one thread each.
+            fitted = list(
+                await asyncio.gather(
+                    *(
+                        asyncio.to_thread(fit_for_vision, uri, self._vision_max_side)
+                        for uri in request.images
+                    )
+                )
             )
             request = replace(request, images=tuple(image.uri for image in fitted))
         create: dict[str, Any] = {"messages": build_messages(request)}

@@ -17,6 +17,7 @@ from PIL import Image
 
 from adapters.demo_images import render_png
 from adapters.openai_text import ChatCompletionsTextGenerator, Policy
+from adapters.vision_images import fit_for_vision
 from application.ports import TextRequest
 from domain.errors import (
     ContentRejected,
@@ -146,9 +147,22 @@ async def test_large_sketches_are_scaled_to_the_models_size_and_the_answer_says_
     [seen] = fake.requests
     sent = base64.b64decode(seen.image_urls[0].partition(",")[2])
     with Image.open(io.BytesIO(sent)) as picture:
-        assert picture.size == (1024, 576) and picture.format == "PNG"
+        assert picture.size == (1024, 576) and picture.format == "JPEG"
+    assert seen.image_urls[0].startswith("data:image/jpeg;base64,")
     assert seen.image_urls[1] == small  # small enough: sent as it came
-    assert answer.image_sizes == ("2400x1350 -> 1024x576", "640x360")
+    assert answer.image_sizes == ("2400x1350 -> 1024x576 jpeg", "640x360")
+
+
+def test_a_transparent_canvas_is_sent_on_white() -> None:
+    canvas = Image.new("RGBA", (2000, 1000), (0, 0, 0, 0))  # transparent black, as exported
+    canvas.paste((20, 20, 20, 255), (900, 400, 1100, 600))  # one dark stroke in the middle
+    raw = io.BytesIO()
+    canvas.save(raw, format="PNG")
+    fitted = fit_for_vision("data:image/png;base64," + base64.b64encode(raw.getvalue()).decode())
+    with Image.open(io.BytesIO(base64.b64decode(fitted.uri.partition(",")[2]))) as sent:
+        assert sent.size == (1024, 512)
+        corner, middle = sent.getpixel((5, 5)), sent.getpixel((512, 256))
+    assert min(corner) > 245 and max(middle) < 40  # white ground, the stroke kept
 
 
 async def test_the_size_limit_is_a_setting(fake: FakeOpenAIServer) -> None:
@@ -156,7 +170,7 @@ async def test_the_size_limit_is_a_setting(fake: FakeOpenAIServer) -> None:
     request = TextRequest(step="deep_divergence/name", prompt="p", expected_count=1, images=(wide,))
     async with running(azure_at(fake, vision_max_side=512)) as generator:
         answer = await generator.complete(request)
-    assert answer.image_sizes == ("1000x500 -> 512x256",)
+    assert answer.image_sizes == ("1000x500 -> 512x256 jpeg",)
 
 
 async def test_options_are_repeated_to_the_model(fake: FakeOpenAIServer) -> None:
