@@ -11,6 +11,7 @@ from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
@@ -20,7 +21,12 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.access import ResearchAccess, research_guard
 from entrypoints.http.condition_prefix import ConditionPrefixes
 from entrypoints.http.connection_guard import ConnectionGuard
-from entrypoints.http.dashboard import DashboardController, favicon
+from entrypoints.http.dashboard import (
+    DashboardController,
+    DashboardLogin,
+    dashboard_refusal,
+    favicon,
+)
 from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
 from entrypoints.http.free_space import FreeSpace, free_space_guard
@@ -58,10 +64,20 @@ def create_app(container: Container | None = None) -> Litestar:
         session_h=settings.dashboard_session_h,
         clients=container.client_view(),
     )
+    # One guard for everything behind the research token: the API and the dashboard.
     research = Router(
         path="/",
         route_handlers=[ResearchController],
         guards=[research_guard(access)],
+    )
+    dashboard = Router(
+        path="/",
+        route_handlers=[DashboardController],
+        guards=[research_guard(access)],
+        exception_handlers={
+            NotAuthorizedException: dashboard_refusal,
+            PermissionDeniedException: dashboard_refusal,
+        },
     )
     app = Litestar(
         route_handlers=[
@@ -73,7 +89,8 @@ def create_app(container: Container | None = None) -> Litestar:
             health_live,
             health_ready,
             metrics,
-            DashboardController,
+            DashboardLogin,
+            dashboard,
             favicon,
         ],
         dependencies={

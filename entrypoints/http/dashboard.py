@@ -186,7 +186,18 @@ def _generations_error(chosen: GenerationFilter, error: str) -> Template:
     )
 
 
-class DashboardController(Controller):
+def dashboard_refusal(request: AnyRequest, _: Exception) -> Response[Any]:
+    """The research guard said no: a page sends the researcher to the login form, the
+    panels' JSON gets a 401 it can show."""
+    if request.url.path.endswith(".json"):
+        return Response({"error": "log in at /dashboard/login"}, status_code=401)
+    return Redirect(LOGIN, status_code=303)
+
+
+class DashboardLogin(Controller):
+    """Open: the login form, logging in and out. Everything else of the dashboard sits
+    behind the research guard, like the research API."""
+
     path = "/dashboard"
     tags: Sequence[str] | None = ("dashboard",)
     include_in_schema = False
@@ -230,16 +241,28 @@ class DashboardController(Controller):
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    @get("/participants/{username:str}", operation_id="dashboardParticipant", status_code=301)
+    async def participant(self, username: FromPath[str]) -> Response[Any]:
+        """The older address of a participant's page (cannot hold a `/`): moved."""
+        return Redirect(
+            f"/dashboard/participant?{urlencode({'username': username})}", status_code=301
+        )
+
+
+class DashboardController(Controller):
+    """The pages; mounted behind `research_guard` (a dashboard session or the bearer
+    token), refusals turned into the login form by `dashboard_refusal`."""
+
+    path = "/dashboard"
+    tags: Sequence[str] | None = ("dashboard",)
+    include_in_schema = False
+
     @get("/", operation_id="dashboard")
     async def index(
         self,
-        request: AnyRequest,
-        research_access: NamedDependency[ResearchAccess],
         repository: NamedDependency[ExperimentRepository],
         prompt_catalogs: NamedDependency[list[Any]],
     ) -> Template | Response[Any]:
-        if not research_access.admits(request):
-            return Redirect(LOGIN, status_code=303)
         participants = await repository.list_participants()
         recent = await repository.list_generations(None, RECENT_SHOWN, with_images=False)
         return _page(
@@ -254,58 +277,36 @@ class DashboardController(Controller):
     async def generations(
         self,
         request: AnyRequest,
-        research_access: NamedDependency[ResearchAccess],
         repository: NamedDependency[ExperimentRepository],
     ) -> Template | Response[Any]:
         """Every generation, filtered by the query (kept in the URL) and paged."""
-        if not research_access.admits(request):
-            return Redirect(LOGIN, status_code=303)
         query = {key: request.query_params.get(key) or "" for key in request.query_params}
         return await _generations_page(query, repository)
 
     @get("/participants.json", operation_id="dashboardParticipantsJson", media_type=MediaType.JSON)
     async def participants_json(
         self,
-        request: AnyRequest,
-        research_access: NamedDependency[ResearchAccess],
         repository: NamedDependency[ExperimentRepository],
     ) -> Response[Any]:
         """The participant table's rows, for the page to refresh itself."""
-        if not research_access.admits(request):
-            return Response({"error": "log in at /dashboard/login"}, status_code=401)
         rows = participant_rows(await repository.list_participants())
         return Response(rows, headers={"Cache-Control": "no-store"})
-
-    @get("/participants/{username:str}", operation_id="dashboardParticipant", status_code=301)
-    async def participant(self, username: FromPath[str]) -> Response[Any]:
-        """The older address of a participant's page (cannot hold a `/`): moved."""
-        return Redirect(
-            f"/dashboard/participant?{urlencode({'username': username})}", status_code=301
-        )
 
     @get("/participant", operation_id="dashboardParticipantByQuery")
     async def participant_by_query(
         self,
-        request: AnyRequest,
         username: FromQuery[str],
-        research_access: NamedDependency[ResearchAccess],
         repository: NamedDependency[ExperimentRepository],
     ) -> Template | Response[Any]:
         """Every username's page, whatever it holds (`/`, `?`, `#`): the links use this."""
-        if not research_access.admits(request):
-            return Redirect(LOGIN, status_code=303)
         return await _participant_page(check_username(username), repository)
 
     @get("/now.json", operation_id="dashboardNow", media_type=MediaType.JSON)
     async def now(
         self,
-        request: AnyRequest,
-        research_access: NamedDependency[ResearchAccess],
         run_monitor: NamedDependency[RunMonitor],
         settings: NamedDependency[Settings],
         monitored_adapters: NamedDependency[MonitoredAdapters],
     ) -> Response[Any]:
-        if not research_access.admits(request):
-            return Response({"error": "log in at /dashboard/login"}, status_code=401)
         panel = now_panel(run_monitor, settings, monitored_adapters)
         return Response(panel, headers={"Cache-Control": "no-store"})

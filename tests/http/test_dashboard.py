@@ -182,3 +182,17 @@ def test_a_generation_shows_its_stimuli_as_shown_in_order(
         shown.index(concepts[1]),
     ]
     assert marks == sorted(marks)
+
+
+def test_the_dashboard_and_the_research_api_share_one_guard(
+    dashboard: tuple[TestClient[Any], Container],
+) -> None:
+    """The bearer token the research API takes opens the dashboard's pages too, and a page
+    refused by that guard sends the browser to the login form."""
+    research_client, _ = dashboard
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert research_client.get("/dashboard", headers=bearer).status_code == 200
+    assert research_client.get("/dashboard/now.json", headers=bearer).status_code == 200
+    wrong = {"Authorization": "Bearer nope"}
+    refused = research_client.get("/dashboard", headers=wrong, follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"] == "/dashboard/login"

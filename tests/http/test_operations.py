@@ -141,10 +141,10 @@ def test_metrics_follow_the_prometheus_conventions(client: TestClient[Any]) -> N
     assert "_created" not in text
     assert types["process_resident_memory_bytes"] == "gauge"
     assert types["python_info"] == "gauge"
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    guide = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     for name in types:
         if name.startswith("inspilot_"):
-            assert f"`{name}" in readme, f"{name} is not in the README's metrics table"
+            assert f"`{name}" in guide, f"{name} is not in docs/operations.md's metrics table"
     assert re.search(r'^inspilot_build_info\{version="[^"]+"\} 1\.0$', text, re.MULTILINE)
     labels = {"route": "/paint/start", "method": "POST"}
     assert sample(text, "inspilot_http_request_seconds_count", **labels, status_class="2xx") == 1

@@ -18,6 +18,9 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.sdapi_server import FakeSdServer, fake_sd_instances
 from tests.http.test_conditions import study_file
 
+# Slow: a study's conditions end to end on fake SD and OpenAI servers over loopback.
+pytestmark = pytest.mark.slow
+
 TYPE_0 = {"appid": 0, "type": 0, "prompts": {"task": "厨房", "num": 2}}
 
 

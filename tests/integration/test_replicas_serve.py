@@ -24,6 +24,9 @@ from tests.fakes.sdapi_server import FakeSdServer, fake_sd_instances
 from tests.integration.test_cli_serve import TOKEN, serving
 from tests.integration.test_serve_workers import _workers
 
+# Slow: three `inspilot serve` subprocesses on a replica set of the embedded MongoDB-wire server.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("secantus")
 LEASE_S = 3.0
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -22,6 +22,10 @@ from tests.fakes.inspilot_responder import inspilot_responder
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.sdapi_server import FakeSdServer, fake_sd_instances
 
+# Slow: the whole service on real adapters against fake SD and OpenAI servers (renders
+# over loopback; some wait out render timeouts and step deadlines).
+pytestmark = pytest.mark.slow
+
 SKETCH = "data:image/png;base64," + base64.b64encode(render_png(32, 24, 9)).decode()
 
 
@@ -169,7 +173,6 @@ def test_all_instances_down_is_an_honest_503(
     assert "retry-after" in response.headers
 
 
-@pytest.mark.slow  # waits out the text step's deadline
 def test_text_model_unreachable_is_reported_not_a_count_mismatch(
     sd_servers: list[FakeSdServer],
 ) -> None:
@@ -185,7 +188,6 @@ def test_text_model_unreachable_is_reported_not_a_count_mismatch(
     assert "mismatch" not in body["message"] and "expected" not in body["message"]
 
 
-@pytest.mark.slow  # waits out the render timeout on every instance
 def test_every_instance_hanging_is_an_honest_504_with_no_partial_result(
     text_server: FakeOpenAIServer, sd_servers: list[FakeSdServer]
 ) -> None:

@@ -31,11 +31,23 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_every_prompt_step_is_in_the_designers_table() -> None:
     from application.steps import TEXT_STEPS
 
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    guide = (REPO_ROOT / "docs" / "prompts.md").read_text(encoding="utf-8")
     for spec in TEXT_STEPS:
-        row = next(line for line in readme.splitlines() if f"`{spec.key}.txt`" in line)
+        row = next(line for line in guide.splitlines() if f"`{spec.key}.txt`" in line)
         for name in spec.required:
-            assert f"`${name}`" in row, f"{spec.key}: ${name} missing from the README"
+            assert f"`${name}`" in row, f"{spec.key}: ${name} missing from docs/prompts.md"
+
+
+def test_every_document_the_readme_links_exists() -> None:
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", readme))
+    assert linked, "the README links its deep topics in docs/"
+    for path in linked:
+        assert (REPO_ROOT / path).is_file(), path
+    for page in (REPO_ROOT / "docs").glob("*.md"):
+        assert f"docs/{page.name}" in readme, f"docs/{page.name} is not linked from the README"
 
 
 def test_the_contract_lives_in_the_repository() -> None:
