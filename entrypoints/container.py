@@ -21,10 +21,14 @@ from application.record_writer import RecordWriter
 from application.steps import IMAGE_KINDS, IMAGE_POSITIVE, TEXT_STEPS
 from application.study import ConditionAssigner, MoveParticipant
 from application.use_cases.research import (
+    ChooseGenerations,
     GetGeneration,
     GetGenerationImage,
     GetSession,
     ListGenerations,
+    ListParticipants,
+    ListSaves,
+    StudyReading,
 )
 from application.use_cases.sessions import SaveSession, StartSession
 from domain.experiment import Roster
@@ -202,6 +206,16 @@ class Container(containers.DeclarativeContainer):
     list_generations = providers.Factory(ListGenerations, repository=repository)
     get_generation = providers.Factory(GetGeneration, repository=repository)
     get_generation_image = providers.Factory(GetGenerationImage, repository=repository)
+    # The dashboard reads through the research API's use cases, and three of its own.
+    study_reading = providers.Factory(
+        StudyReading,
+        get_session=get_session,
+        list_generations=list_generations,
+        get_generation=get_generation,
+        list_participants=providers.Factory(ListParticipants, repository=repository),
+        list_saves=providers.Factory(ListSaves, repository=repository),
+        choose_generations=providers.Factory(ChooseGenerations, repository=repository),
+    )
 
 
 def build_container(settings: Settings | None = None) -> Container:

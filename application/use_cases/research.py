@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from application.ports import ExperimentRepository
+from application.ports import ExperimentRepository, ParticipantSummary, StudyFilter
 from domain.errors import InvalidInput, NotFound
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord
+from domain.timeline import SaveMark
 
 MAX_LISTED = 500
 
@@ -71,3 +72,46 @@ class GetGenerationImage:
         if image is None:
             raise NotFound(f"image: no image '{step_id}' in generation record '{record_id}'")
         return image
+
+
+class ListParticipants:
+    """Every participant at a glance (the dashboard's table): no sketches are loaded."""
+
+    def __init__(self, repository: ExperimentRepository) -> None:
+        self._repository = repository
+
+    async def execute(self) -> Sequence[ParticipantSummary]:
+        return await self._repository.list_participants()
+
+
+class ListSaves:
+    """When a participant saved, at which stage, with how many schemes (their timeline)."""
+
+    def __init__(self, repository: ExperimentRepository) -> None:
+        self._repository = repository
+
+    async def execute(self, username: str) -> Sequence[SaveMark]:
+        return await self._repository.save_marks(username)
+
+
+class ChooseGenerations:
+    """The records a study filter chooses, oldest first, light and one at a time."""
+
+    def __init__(self, repository: ExperimentRepository) -> None:
+        self._repository = repository
+
+    def execute(self, study: StudyFilter) -> AsyncIterator[GenerationRecord]:
+        return self._repository.iter_generations(study)
+
+
+@dataclass(frozen=True)
+class StudyReading:
+    """The use cases the dashboard reads through: the research API's, and the few views
+    only the dashboard shows (participants at a glance, saves, filtered generations)."""
+
+    get_session: GetSession
+    list_generations: ListGenerations
+    get_generation: GetGeneration
+    list_participants: ListParticipants
+    list_saves: ListSaves
+    choose_generations: ChooseGenerations

@@ -22,8 +22,9 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from application.monitoring import RunMonitor
-from application.ports import ExperimentRepository, StudyFilter
-from domain.errors import InvalidInput
+from application.ports import StudyFilter
+from application.use_cases.research import ListGenerationsQuery, StudyReading
+from domain.errors import InvalidInput, NotFound
 from domain.experiment import check_username
 from domain.generation import Outcome, Pipeline
 from entrypoints.http.access import COOKIE, OFF_MESSAGE, ResearchAccess, matches
@@ -93,12 +94,14 @@ def _login_page(
     )
 
 
-async def _participant_page(username: str, repository: ExperimentRepository) -> Template:
-    experiment = await repository.get(username)
-    if experiment is None:
+async def _participant_page(username: str, reading: StudyReading) -> Template:
+    try:
+        experiment = await reading.get_session.execute(username)
+    except NotFound:
         return _page("missing", status=404, username=username)
-    records = await repository.list_generations(username, GENERATIONS_SHOWN, with_images=False)
-    marks = await repository.save_marks(username)
+    query = ListGenerationsQuery(username=username, limit=GENERATIONS_SHOWN)
+    records = await reading.list_generations.execute(query)
+    marks = await reading.list_saves.execute(username)
     return _page(
         "participant",
         username=username,
@@ -128,7 +131,7 @@ def favicon() -> Response[bytes]:
     )
 
 
-async def _generations_page(query: dict[str, str], repository: ExperimentRepository) -> Template:
+async def _generations_page(query: dict[str, str], reading: StudyReading) -> Template:
     """The filtered generations, newest first, 50 a page, with a summary of all that match.
 
     One pass over the chosen records keeps only a few fields of each; the page's records
@@ -150,13 +153,13 @@ async def _generations_page(query: dict[str, str], repository: ExperimentReposit
     )
     digests = [
         (record.id, record.pipeline.value, record.outcome, record.duration_s)
-        async for record in repository.iter_generations(study)
+        async for record in reading.choose_generations.execute(study)
         if chosen.admits(record)
     ]
     digests.reverse()  # newest first
     pages = max(1, -(-len(digests) // PAGE_SIZE))
     shown = digests[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    records = [await repository.get_generation(d[0], with_images=False) for d in shown]
+    records = [await reading.get_generation.execute(d[0]) for d in shown]
     return _page(
         "generations",
         f=chosen,
@@ -260,11 +263,13 @@ class DashboardController(Controller):
     @get("/", operation_id="dashboard")
     async def index(
         self,
-        repository: NamedDependency[ExperimentRepository],
+        study_reading: NamedDependency[StudyReading],
         prompt_catalogs: NamedDependency[list[Any]],
     ) -> Template | Response[Any]:
-        participants = await repository.list_participants()
-        recent = await repository.list_generations(None, RECENT_SHOWN, with_images=False)
+        participants = await study_reading.list_participants.execute()
+        recent = await study_reading.list_generations.execute(
+            ListGenerationsQuery(limit=RECENT_SHOWN)
+        )
         return _page(
             "index",
             participants=participant_rows(participants),
@@ -277,29 +282,29 @@ class DashboardController(Controller):
     async def generations(
         self,
         request: AnyRequest,
-        repository: NamedDependency[ExperimentRepository],
+        study_reading: NamedDependency[StudyReading],
     ) -> Template | Response[Any]:
         """Every generation, filtered by the query (kept in the URL) and paged."""
         query = {key: request.query_params.get(key) or "" for key in request.query_params}
-        return await _generations_page(query, repository)
+        return await _generations_page(query, study_reading)
 
     @get("/participants.json", operation_id="dashboardParticipantsJson", media_type=MediaType.JSON)
     async def participants_json(
         self,
-        repository: NamedDependency[ExperimentRepository],
+        study_reading: NamedDependency[StudyReading],
     ) -> Response[Any]:
         """The participant table's rows, for the page to refresh itself."""
-        rows = participant_rows(await repository.list_participants())
+        rows = participant_rows(await study_reading.list_participants.execute())
         return Response(rows, headers={"Cache-Control": "no-store"})
 
     @get("/participant", operation_id="dashboardParticipantByQuery")
     async def participant_by_query(
         self,
         username: FromQuery[str],
-        repository: NamedDependency[ExperimentRepository],
+        study_reading: NamedDependency[StudyReading],
     ) -> Template | Response[Any]:
         """Every username's page, whatever it holds (`/`, `?`, `#`): the links use this."""
-        return await _participant_page(check_username(username), repository)
+        return await _participant_page(check_username(username), study_reading)
 
     @get("/now.json", operation_id="dashboardNow", media_type=MediaType.JSON)
     async def now(

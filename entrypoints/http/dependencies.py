@@ -39,6 +39,7 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "list_generations",
             "get_generation",
             "get_generation_image",
+            "study_reading",
             "repository",
             "research_token",
             "readiness",

@@ -199,3 +199,94 @@ def test_the_dashboard_to_study_with(service: str, browser: Any) -> None:
     icon = page.goto(f"{service}/favicon.ico")
     assert icon is not None and icon.status == 200
     context.close()
+
+
+def _generate(client: httpx.Client, username: str) -> None:
+    body = {"appid": 0, "type": 0, "username": username, "prompts": {"task": "雨具", "num": 1}}
+    assert client.post("/generate", json=body).json()["success"] is True
+
+
+def test_generations_page_50_at_a_time_keeping_the_filter(service: str, browser: Any) -> None:
+    with httpx.Client(base_url=service, timeout=30) as client:
+        for _ in range(53):
+            _generate(client, "p07")
+        for _ in range(2):
+            _generate(client, "p09")  # filtered out: page 2 must not show them
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = _log_in(context, service)
+
+    page.goto(f"{service}/dashboard/generations")
+    page.fill(".filters input[name=participant]", "p07")
+    page.click(".filters button[type=submit]")
+    page.wait_for_url("**participant=p07**")
+    assert "Page 1 of 2" in page.inner_text("#pager")
+    assert page.locator("#pager a[rel=prev]").count() == 0
+    first = page.locator("section.generation").evaluate_all("s => s.map(e => e.id)")
+    assert len(first) == 50
+    assert page.inner_text('#summary tr[data-pipeline="rapid_divergence"] td.count') == "53"
+
+    page.click("#pager a[rel=next]")
+    page.wait_for_url("**page=2**")
+    assert "participant=p07" in page.url  # the filter travels with the page
+    assert "Page 2 of 2" in page.inner_text("#pager")
+    assert page.locator("#pager a[rel=next]").count() == 0
+    second = page.locator("section.generation").evaluate_all("s => s.map(e => e.id)")
+    assert len(second) == 3 and not set(first) & set(second)
+    owners = page.locator("section.generation h3 a").all_inner_texts()
+    assert owners == ["p07"] * 3
+    assert page.input_value(".filters input[name=participant]") == "p07"
+
+    page.click("#pager a[rel=prev]")
+    page.wait_for_url("**page=1**")
+    assert page.locator("section.generation").evaluate_all("s => s.map(e => e.id)") == first
+    context.close()
+
+
+def _moments(page: Any) -> list[dict[str, Any]]:
+    """The timeline's circles as the browser laid them out, left to right in the SVG."""
+    return page.eval_on_selector_all(
+        "svg.timeline circle.moment",
+        """circles => circles.map(c => {
+            const box = c.getBoundingClientRect();
+            return {classes: [...c.classList], label: c.dataset.label,
+                    x: box.x + box.width / 2, y: box.y + box.height / 2, width: box.width};
+        })""",
+    )
+
+
+def test_a_participants_timeline_in_the_browser(service: str, browser: Any) -> None:
+    with httpx.Client(base_url=service, timeout=30) as client:
+        assert client.post("/paint/start", json={"username": "p11"}).json()["success"] is True
+        for stage in ("准备", "快速发散"):
+            save = {
+                "username": "p11",
+                "data": {"designSchemes": {stage: []}, "designTask": "雨具", "currentStage": stage},
+            }
+            assert client.post("/paint/save", json=save).json()["success"] is True
+        _generate(client, "p11")
+    context = browser.new_context(viewport={"width": WIDTH, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = _log_in(context, service)
+    page.goto(f"{service}/dashboard/participant?username=p11")
+
+    moments = _moments(page)
+    kinds = [(m["classes"][1], m["classes"][2]) for m in moments]
+    assert kinds == [
+        ("session", "start"),
+        ("session", "save"),
+        ("session", "stage"),
+        ("generations", "succeeded"),
+    ]
+    assert moments[1]["label"].startswith("save") and moments[2]["label"].startswith("快速发散")
+    assert moments[3]["label"] == "rapid_divergence succeeded"
+    # Drawn, on one time axis: later events further right; sessions above generations.
+    assert all(m["width"] > 0 for m in moments)
+    xs = [m["x"] for m in moments]
+    assert xs == sorted(xs) and xs[0] < xs[-1]
+    assert moments[0]["y"] == moments[1]["y"] == moments[2]["y"] < moments[3]["y"]
+    stages = page.locator("#stage-times tbody tr td:first-child").all_inner_texts()
+    assert stages == ["准备", "快速发散"]
+    spent = page.locator("#stage-times tbody tr td:nth-child(2)").all_inner_texts()
+    assert all(s.endswith(" min") for s in spent)
+    context.close()
