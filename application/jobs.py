@@ -117,8 +117,11 @@ class JobService:
         record_orphan: RecordOrphan | None = None,
         poll_s: float = 0.25,
         beat_s: float = 5.0,
+        max_jobs: int = 1000,
     ) -> None:
         self._clock = clock
+        # Jobs this process holds, running or kept for reading: results carry pictures.
+        self._max_jobs = max_jobs
         self._ttl = timedelta(seconds=ttl_s)
         self._per_user = per_user
         self._jobs: dict[str, Job] = {}
@@ -135,7 +138,7 @@ class JobService:
         self, pipeline: Pipeline, username: str | None, work: Work, source: Source = Source.JOB
     ) -> Job:
         """A job of this replica only (the command line's, or any without a board)."""
-        self._forget_expired()
+        self._make_room()
         running = sum(
             1 for job in self._jobs.values() if job.username == username and not job.status.finished
         )
@@ -149,7 +152,7 @@ class JobService:
         """A job every replica sees, the user's allowance counted on all of them."""
         if self._board is None:
             return self.submit(pipeline, username, work, source)
-        self._forget_expired()
+        self._make_room()
         job = Job(pipeline, username, self._clock.now(), source)
         await self._board.admit(self._view(job), self._per_user)
         job.on_event = self._write_event
@@ -231,6 +234,24 @@ class JobService:
             await asyncio.wait([task])
         # A task cancelled before its first step never ran `_run`.
         job._end(JobStatus.CANCELLED, self._clock.now())
+
+    def _make_room(self) -> None:
+        """Below `max_jobs` held: expired jobs go, then the longest-finished ones (their
+        records stay in the store); when every held job is running, a new one is 429."""
+        self._forget_expired()
+        if len(self._jobs) < self._max_jobs:
+            return
+        finished = sorted(
+            (job for job in self._jobs.values() if job.finished_at is not None),
+            key=lambda job: job.finished_at or job.created_at,
+        )
+        for job in finished[: len(self._jobs) - self._max_jobs + 1]:
+            del self._jobs[job.id]
+        if len(self._jobs) >= self._max_jobs:
+            raise TooManyJobs(
+                f"jobs: {self._max_jobs} jobs are running on this service, the most it holds "
+                "(INSPILOT_MAX_JOBS); try again when one has ended"
+            )
 
     def _forget_expired(self) -> None:
         now = self._clock.now()

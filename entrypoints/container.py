@@ -200,6 +200,7 @@ class Container(containers.DeclarativeContainer):
         record_orphan=providers.Singleton(OrphanRecorder, repository=repository, clock=clock),
         # A replica beats three times a lease: one late beat is not taken for its death.
         beat_s=providers.Callable(lambda lease_s: lease_s / 3, settings.provided.sd_lease_s),
+        max_jobs=settings.provided.max_jobs,
     )
 
     get_session = providers.Factory(GetSession, repository=repository)

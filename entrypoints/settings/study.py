@@ -82,6 +82,12 @@ class StudySettings:
     jobs_per_user: int = _setting(
         "4", _positive_int, "Running jobs one username may have at once (more: 429)."
     )
+    max_jobs: int = _setting(
+        "1000",
+        _positive_int,
+        "Jobs one process holds, running or kept for reading: past it the longest-finished "
+        "are forgotten first (their records stay), and when all are running a new one is 429.",
+    )
     jobs_backend: str = _setting(
         "memory",
         _choice("memory", "mongodb"),

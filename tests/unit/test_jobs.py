@@ -103,3 +103,34 @@ async def test_cancelling_a_finished_job_changes_nothing() -> None:
     job = jobs.submit(Pipeline.CONVERGE_SELECT, None, gate.work)
     [event async for event in job.follow()]
     assert (await jobs.cancel(job.id)).status is JobStatus.DONE
+
+
+async def test_the_jobs_held_are_capped_oldest_finished_first() -> None:
+    """1,000 usernames can no longer hold 1,000 results (pictures) for the job TTL."""
+    clock = SettableClock()
+    jobs = JobService(clock, ttl_s=3600, per_user=4, max_jobs=3)
+    done = Gate()
+    done.opened.set()
+    finished = []
+    for user in ("a", "b"):
+        job = jobs.submit(Pipeline.RAPID_DIVERGENCE, user, done.work)
+        [event async for event in job.follow()]
+        finished.append(job)
+        clock.at += timedelta(seconds=1)
+    held = Gate()
+    running = [jobs.submit(Pipeline.RAPID_DIVERGENCE, user, held.work) for user in "cd"]
+    # Four asked, three held: the longest-finished went first, within the TTL.
+    assert len(jobs._jobs) == 3
+    with pytest.raises(NotFound):
+        jobs.get(finished[0].id)
+    assert jobs.get(finished[1].id) is finished[1]
+    jobs.submit(Pipeline.RAPID_DIVERGENCE, "e", held.work)
+    with pytest.raises(NotFound):
+        jobs.get(finished[1].id)
+    # All three running: a fourth is refused, naming the setting.
+    with pytest.raises(TooManyJobs, match="INSPILOT_MAX_JOBS"):
+        jobs.submit(Pipeline.RAPID_DIVERGENCE, "f", held.work)
+    held.opened.set()
+    for job in running:
+        [event async for event in job.follow()]
+    await jobs.close()
