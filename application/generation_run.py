@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -107,20 +108,9 @@ class ModelGateway:
     def bound(self, context: RunContext) -> ModelGateway:
         """The gateway for one request: its participant and its condition's prompt set,
         text model and image options."""
-        gateway = ModelGateway(
-            self.text,
-            self.images,
-            context.condition.prompts,
-            self.repository,
-            self.clock,
-            self.list_attempts,
-            self.observers,
-            self.request_id,
-            self.roster,
-            self.attributor,
-            context,
-        )
-        gateway._late_checks = self._late_checks
+        gateway = copy.copy(self)  # shares the late checks' task set with this one
+        gateway.prompts = context.condition.prompts
+        gateway.context = context
         return gateway
 
     def saves_seen(self) -> int:

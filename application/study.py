@@ -89,18 +89,32 @@ class ConditionAssigner:
     def study(self) -> Study:
         return self._study
 
+    def at_creation(self, username: str, prefix: str | None) -> str | None:
+        """The condition a new session is created with, when its rule needs no counter
+        (roster, prefix, a single condition); None when a balanced place must be taken."""
+        if self._balanced:
+            return None
+        return self._by_rule(username, prefix)
+
     async def assign(self, username: str, prefix: str | None) -> str:
-        """The condition now stored for `username` (who has none yet)."""
+        """The condition now stored for `username`, who has none yet (a balanced study's
+        new participant, or a session made before the study had conditions)."""
         study = self._study
-        if study.assignment is Assignment.BALANCED and len(study.conditions) > 1:
+        taken = self._balanced
+        if taken:
             chosen = await self._repository.take_condition_place(study.name, study.names)
-            if not await self._repository.set_condition(username, chosen):
-                # A concurrent first start of the same participant assigned them first.
-                await self._repository.give_back_condition_place(study.name, chosen)
-            return await self._stored(username, chosen)
-        chosen = self._by_rule(username, prefix)
-        await self._repository.set_condition(username, chosen)
-        return await self._stored(username, chosen)
+        else:
+            chosen = self._by_rule(username, prefix)
+        if await self._repository.set_condition(username, chosen):
+            return chosen
+        # A concurrent first start of the same participant assigned them first.
+        if taken:
+            await self._repository.give_back_condition_place(study.name, chosen)
+        return await self._repository.condition_of(username) or chosen
+
+    @property
+    def _balanced(self) -> bool:
+        return self._study.assignment is Assignment.BALANCED and len(self._study.conditions) > 1
 
     def _by_rule(self, username: str, prefix: str | None) -> str:
         if self._study.assignment is Assignment.ROSTER:
@@ -109,9 +123,6 @@ class ConditionAssigner:
         if self._study.assignment is Assignment.PREFIX and self._study.get(prefix):
             return prefix or self._study.default.name
         return self._study.default.name
-
-    async def _stored(self, username: str, fallback: str) -> str:
-        return await self._repository.condition_of(username) or fallback
 
 
 class MoveParticipant:

@@ -1,12 +1,13 @@
 """Attribution at study scale, on the embedded default storage.
 
-The store holds 5,000 saved sketches (500 participants × 10 schemes, each with its own
-sketch and notes) and 2,000 unattributed generation records. Measured, interleaved, on
+The store first holds a study's worth of real-size pictures (5,004 SDXL 1024 × 576 PNGs,
+benchmarks/study_data.py), then 5,000 saved sketches (500 participants × 10 schemes, each
+with its own sketch and notes) and 2,000 unattributed generation records. Measured, interleaved, on
 one run: the lookups `/generate` makes before a pipeline runs (type 1: one sketch,
 type 2: six sketches, type 3: notes; target p50 <= 2 ms) and the look-again a save makes;
 then `/generate` type 1 end to end on the demo models, served on loopback, with and
 without a username (the difference is what attribution adds to the reply).
-Run: python benchmarks/attribution.py [--participants 500] [--rounds 300]
+Run: python benchmarks/attribution.py [--participants 500] [--rounds 300] [--study-images 5004]
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import base64
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.mongo import MongoExperimentRepository
 from adapters.system_clock import SystemClock
 from application.attribution import Attributor
+from benchmarks.study_data import STUDY_IMAGES, study_directory
 from domain.attribution import Evidence
 from domain.experiment import Experiment, Stage
 from domain.generation import GenerationRecord, Outcome, Pipeline
@@ -42,6 +43,7 @@ from entrypoints.settings import Settings
 from tests.fakes.uvicorn_thread import served
 
 SCHEMES = 10
+DATABASE = "inspilot"  # the study's pictures are written there too
 SKETCH_BYTES = 20_000
 
 
@@ -98,7 +100,7 @@ def line(label: str, samples: list[float]) -> str:
 
 
 async def lookups(uri: str, participants: int, rounds: int) -> None:
-    repository = MongoExperimentRepository(uri, "bench_attribution")
+    repository = MongoExperimentRepository(uri, DATABASE)
     await repository.start()
     try:
         started = time.perf_counter()
@@ -147,7 +149,7 @@ def end_to_end(uri: str, rounds: int, pause_s: float) -> None:
         {
             "INSPILOT_STORAGE_BACKEND": "mongodb",
             "INSPILOT_MONGODB_URI": uri,
-            "INSPILOT_MONGODB_DATABASE": "bench_attribution",
+            "INSPILOT_MONGODB_DATABASE": DATABASE,
         }
     )
     image = "data:image/png;base64," + base64.b64encode(render_png(64, 48, 5)).decode()
@@ -183,6 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--study-images", type=int, default=STUDY_IMAGES)
     parser.add_argument(
         "--pause-ms",
         type=float,
@@ -191,7 +194,7 @@ def main() -> None:
         "request's record write on the database",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="inspilot-attribution-") as data_dir:
+    with study_directory("inspilot-attribution-", args.study_images, "embedded") as data_dir:
         server = EmbeddedMongoProcess(data_dir)
         with server as uri:
             print(f"embedded SecantusDB at {uri} (child process {server.pid})\n")

@@ -44,7 +44,12 @@ class StartSession:
     async def execute(self, command: StartSessionCommand) -> Experiment:
         self._roster.check(command.username)
         now = self._clock.now()
-        fresh = Experiment(username=command.username, created_at=now, updated_at=now)
+        assigner = self._assigner
+        # A rule that needs no counter names the condition in the session it creates.
+        condition = assigner.at_creation(command.username, command.prefix) if assigner else None
+        fresh = Experiment(
+            username=command.username, created_at=now, updated_at=now, condition=condition
+        )
         experiment = await self._repository.get_or_create(fresh)
         if experiment.condition is None and self._assigner is not None:
             condition = await self._assigner.assign(command.username, command.prefix)

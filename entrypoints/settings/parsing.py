@@ -37,39 +37,25 @@ def _number(raw: str, kind: type[int] | type[float], rule: str) -> Any:
         raise ValueError(rule) from None
 
 
-def _positive_int(raw: str) -> int:
-    value = _number(raw, int, "must be a whole number of at least 1")
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
+def _bounded(
+    kind: type[int] | type[float], fits: Callable[[Any], bool], rule: str
+) -> Callable[[str], Any]:
+    """A number parser: `kind`, within the bound `fits` checks, else `rule` is the error."""
+
+    def parse(raw: str) -> Any:
+        value = _number(raw, kind, rule)
+        if not fits(value):
+            raise ValueError(rule)
+        return value
+
+    return parse
 
 
-def _port(raw: str) -> int:
-    value = _number(raw, int, "must be a TCP port number (1-65535)")
-    if not 0 < value < 65536:
-        raise ValueError("must be a TCP port number (1-65535)")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = _number(raw, int, "must be a whole number of at least 0")
-    if value < 0:
-        raise ValueError("must be a whole number of at least 0")
-    return value
-
-
-def _non_negative_float(raw: str) -> float:
-    value = _number(raw, float, "must be a number of at least 0")
-    if value < 0:
-        raise ValueError("must be a number of at least 0")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = _number(raw, float, "must be a number above 0")
-    if value <= 0:
-        raise ValueError("must be a number above 0")
-    return value
+_positive_int = _bounded(int, lambda value: value >= 1, "must be a whole number of at least 1")
+_non_negative_int = _bounded(int, lambda value: value >= 0, "must be a whole number of at least 0")
+_port = _bounded(int, lambda value: 0 < value < 65536, "must be a TCP port number (1-65535)")
+_non_negative_float = _bounded(float, lambda value: value >= 0, "must be a number of at least 0")
+_positive_float = _bounded(float, lambda value: value > 0, "must be a number above 0")
 
 
 def _flag(raw: str) -> bool:
