@@ -126,10 +126,6 @@ class RunContexts:
         self._attributor = attributor
         self._repository = repository
 
-    @property
-    def study(self) -> Study:
-        return self._study
-
     async def for_request(
         self,
         *,

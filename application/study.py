@@ -85,10 +85,6 @@ class ConditionAssigner:
         self._repository = repository
         self._roster = roster
 
-    @property
-    def study(self) -> Study:
-        return self._study
-
     def at_creation(self, username: str, prefix: str | None) -> str | None:
         """The condition a new session is created with, when its rule needs no counter
         (roster, prefix, a single condition); None when a balanced place must be taken."""
