@@ -201,6 +201,8 @@ class Container(containers.DeclarativeContainer):
         # A replica beats three times a lease: one late beat is not taken for its death.
         beat_s=providers.Callable(lambda lease_s: lease_s / 3, settings.provided.sd_lease_s),
         max_jobs=settings.provided.max_jobs,
+        # A finished job's pictures go to the store itself, not the record queue.
+        pictures=store,
     )
 
     get_session = providers.Factory(GetSession, repository=repository)
