@@ -9,10 +9,12 @@ from dependency_injector import containers, providers
 from adapters.demo_images import DemoImageGenerator
 from adapters.demo_text import DemoTextGenerator
 from adapters.filesystem_prompts import FilesystemPromptCatalog
+from adapters.memory_access import InMemoryAccessRecords
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.prompt_watcher import PromptWatcher
 from adapters.system_clock import SystemClock
 from application.attribution import Attributor, RunContexts
+from application.dashboard_access import DashboardAccess
 from application.generation_run import ModelGateway
 from application.job_board import OrphanRecorder
 from application.jobs import JobService
@@ -137,6 +139,23 @@ class Container(containers.DeclarativeContainer):
     # Read from the configuration, not the frozen Settings, each time it is asked for:
     # tests set it after building the container.
     research_token = settings.provided.research_token
+    # Dashboard sessions and the wrong-token counters: in the database wherever it is
+    # MongoDB, so every worker and replica sees the same ones; in the process otherwise.
+    shared_access_records = providers.Singleton(
+        adapter_builders.mongodb_access_records, settings, store
+    )
+    access_records: providers.Provider[Any] = providers.Selector(
+        settings.provided.storage_backend,
+        memory=providers.Singleton(InMemoryAccessRecords),
+        mongodb=shared_access_records,
+        embedded=shared_access_records,
+    )
+    dashboard_access = providers.Singleton(
+        DashboardAccess,
+        records=access_records,
+        clock=clock,
+        session_h=settings.provided.dashboard_session_h,
+    )
 
     # Participants and conditions: the attribution rules, the assignment of first starts.
     attributor = providers.Singleton(

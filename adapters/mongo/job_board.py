@@ -20,6 +20,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 import domain.errors
+from adapters.mongo.client import shared_state_client
 from application.job_board import REPLICA_STOPPED, JobBoard, JobView, ReplicaStopped
 from domain.errors import InsPilotError, TooManyJobs
 from domain.generation import Pipeline
@@ -60,12 +61,7 @@ class MongoJobBoard(JobBoard):
         self._client: AsyncMongoClient[Doc] | None = None
 
     async def start(self) -> None:
-        self._client = AsyncMongoClient(
-            self._uri(),
-            tz_aware=True,
-            serverSelectionTimeoutMS=self._timeout_ms,
-            connectTimeoutMS=self._timeout_ms,
-        )
+        self._client = shared_state_client(self._uri(), self._timeout_ms)
         db = self._client[self._database]
         self._jobs, self._events = db["jobs"], db["job_events"]
         self._replicas = db["job_replicas"]
