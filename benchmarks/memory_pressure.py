@@ -156,7 +156,7 @@ async def large_saves(url: str, count: int, megabytes: int, limit_s: float) -> d
     async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
         tasks = [asyncio.create_task(one_save(client, *payload)) for payload in payloads]
         del payloads
-        done, late = await asyncio.wait(tasks, timeout=limit_s)
+        done, late = await asyncio.wait(tasks, timeout=limit_s) if tasks else (set(), set())
         for task in late:
             task.cancel()
     for task in done:
