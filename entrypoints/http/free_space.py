@@ -71,9 +71,13 @@ class FreeSpace:
 
 
 def free_space_guard(free_space: FreeSpace) -> Guard:
-    """Refuses handlers marked with `opt=STORES` while the data disk is below its floor."""
+    """Refuses handlers marked with `opt=STORES` while the data disk is below its floor.
 
-    def require_free_space(
+    A coroutine, on every route: Litestar runs a plain function guard in its thread pool
+    (40 threads), so 10,000 requests arriving at once queued even `/ping` behind them for
+    seconds (benchmarks/hostile_clients.py). One `statvfs` is cheap on the event loop."""
+
+    async def require_free_space(
         connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
         if not handler.opt.get("stores"):
