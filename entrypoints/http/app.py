@@ -61,7 +61,7 @@ def create_app(container: Container | None = None) -> Litestar:
 
     access = ResearchAccess(
         container.research_token(),
-        session_h=settings.dashboard_session_h,
+        state=container.dashboard_access,
         clients=container.client_view(),
     )
     # One guard for everything behind the research token: the API and the dashboard.

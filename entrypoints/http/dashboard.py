@@ -215,19 +215,19 @@ class DashboardLogin(Controller):
         self, request: AnyRequest, research_access: NamedDependency[ResearchAccess]
     ) -> Response[Any] | Template:
         access = research_access
-        wait = access.retry_after_s(request)
+        wait = await access.retry_after_s(request)
         if wait:
             error = f"too many wrong tokens from this address; try again in {wait} s"
             return _login_page(access, 429, error, headers={"Retry-After": str(wait)})
         form = await request.form()
         if not access.token or not matches(form.get("token"), access.token):
             if access.token:
-                access.failed(request, LOGIN)
+                await access.failed(request, LOGIN)
             return _login_page(access, status=401, error="that is not the research token")
-        access.succeeded(request)
+        await access.succeeded(request)
         cookie = Cookie(
             key=COOKIE,
-            value=access.open_session(),
+            value=await access.open_session(),
             path="/",
             max_age=access.session_max_age_s,
             httponly=True,
@@ -240,7 +240,7 @@ class DashboardLogin(Controller):
     async def logout(
         self, request: AnyRequest, research_access: NamedDependency[ResearchAccess]
     ) -> Response[Any]:
-        research_access.close_session(request.cookies.get(COOKIE))  # the cookie dies here too
+        await research_access.close_session(request.cookies.get(COOKIE))  # the cookie dies here too
         response: Response[Any] = Redirect(LOGIN, status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

@@ -23,7 +23,6 @@ from application.attribution import RunContexts
 from application.generation_run import ModelGateway
 from application.job_board import RemoteJob
 from application.jobs import Job, JobService
-from application.pipeline import pictures_of
 from application.use_cases.research import GetGenerationImage
 from domain.errors import NotFound
 from domain.experiment import Roster, check_username
@@ -124,7 +123,10 @@ def present_job(job: AnyJob) -> JobOut:
     events_url, result_url = _urls(job)
     result = error = None
     if job.status is JobStatus.DONE:
-        result = job.result_view if isinstance(job, RemoteJob) else _result(job)
+        # Kept presented (its pictures in the store), or whole where no store took them.
+        result = (
+            _result(job) if isinstance(job, Job) and job.result is not None else job.result_view
+        )
     if job.status is JobStatus.FAILED and job.error is not None:
         error = JobError(*error_code_and_message(job.error))
     return JobOut(
@@ -265,12 +267,10 @@ class JobsController(Controller):
     ) -> Response[bytes]:
         """One picture of a finished job."""
         job = await jobs.find(job_id)
-        picture: bytes | None = None
-        if isinstance(job, RemoteJob) and job.status is JobStatus.DONE:
-            # Its run's record holds the pictures (written moments after the job ended).
+        picture = await jobs.picture(job, step_id)
+        if picture is None and isinstance(job, RemoteJob) and job.status is JobStatus.DONE:
+            # A replica that kept no references (an older version): its run's record.
             picture = await get_generation_image.execute(job.generation_id, step_id)
-        elif isinstance(job, Job) and job.status is JobStatus.DONE and job.result is not None:
-            picture = pictures_of(job.result).get(step_id)
         if picture is None:
             raise NotFound(f"image: no image '{step_id}' in job '{job_id}'")
         return Response(bytes(picture), media_type=sniff_image_type(picture) or "image/png")
