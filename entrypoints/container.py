@@ -36,6 +36,7 @@ from application.use_cases.sessions import SaveSession, StartSession
 from domain.experiment import Roster
 from entrypoints import adapter_builders
 from entrypoints.http.client import ClientView
+from entrypoints.http.free_space import FreeSpace
 from entrypoints.http.participant_cookie import ParticipantCookies
 from entrypoints.observability.health import Readiness
 from entrypoints.observability.logs import current_request_id
@@ -129,9 +130,12 @@ class Container(containers.DeclarativeContainer):
     metrics_exposition = providers.Factory(
         MetricsExposition, metrics=metrics, adapters=monitored_adapters
     )
+    # The data disk's free space: the store guard, readiness and the dashboard read it.
+    free_space = providers.Singleton(FreeSpace.of, settings)
     readiness = providers.Factory(
         Readiness,
         settings=settings,
+        free_space=free_space,
         repository=repository,
         load_prompts=prompt_catalogs.provider,
         images=image_generator,

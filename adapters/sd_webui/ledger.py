@@ -91,6 +91,7 @@ class MongoSlotLedger(SlotPool):
         self._tickets: dict[str, asyncio.Future[Instance]] = {}
         self._health_writes: dict[Instance, int] = {instance: 0 for instance in self.instances}
         self._wake = asyncio.Event()
+        self._expected_ends: list[float] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
@@ -290,11 +291,29 @@ class MongoSlotLedger(SlotPool):
             if progressed:
                 delay = POLL_MIN_S
                 continue
-            wait = _STREAM_POLL_S if self.change_stream else delay
+            wait = _STREAM_POLL_S if self.change_stream else await self._until_freed(delay)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
-            delay = min(delay * 2, self._ledger.poll_max_s)
+            delay = POLL_MIN_S if wait < delay else min(delay * 2, self._ledger.poll_max_s)
+
+    async def _until_freed(self, delay: float) -> float:
+        """The next poll: after the backoff's `delay`, or sooner when a render is expected
+        to end before it (polling then resumes at its shortest step), so a slot another
+        replica gives back waits a few ms for a poll, not half the backoff on average.
+        The expected ends are read once for several renders: a lease taken later ends
+        later."""
+        now = time.time()
+        ends = [end for end in self._expected_ends if end > now]
+        if not ends:
+            try:
+                ends = await self.docs.expected_ends(self._urls, self._ledger.lease_s, now)
+            except PyMongoError:
+                ends = []
+        self._expected_ends = ends
+        if not ends:
+            return delay
+        return min(delay, max(POLL_MIN_S, ends[0] - now))
 
     async def _serve_queue(self) -> bool:
         # Only the instances with a free slot: with many instances and a long queue,

@@ -144,6 +144,31 @@ class LedgerDocuments:
         )
         return sum([doc["free"] async for doc in free])
 
+    async def expected_ends(self, urls: list[str], lease_s: float, after: float) -> list[float]:
+        """When held slots are expected to be given back after `after` (a lease's start
+        plus its instance's render time), soonest first, among the few instances whose
+        leases began first. A renewed lease looks younger than it is: the caller never
+        waits longer than its polling backoff on this."""
+        found = (
+            self.instances.find(
+                {
+                    "_id": {"$in": urls},
+                    "healthy": True,
+                    "render_s": {"$ne": None},
+                    "leases": {"$ne": []},
+                },
+                {"leases.until": 1, "render_s": 1},
+            )
+            .sort("leases.until", 1)
+            .limit(3)
+        )
+        ends = [
+            lease["until"] - lease_s + doc["render_s"]
+            async for doc in found
+            for lease in doc.get("leases", ())
+        ]
+        return sorted(end for end in ends if end > after)
+
     async def read(self, urls: list[str]) -> list[Doc]:
         return await self.instances.find({"_id": {"$in": urls}}).to_list()
 

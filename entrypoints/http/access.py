@@ -125,7 +125,9 @@ class ResearchAccess:
 
 def research_guard(access: ResearchAccess) -> Guard:
     """A guard admitting calls that send the token as a bearer token or carry a dashboard
-    session; with no token set, the research API is off for everyone."""
+    session; with no token set, the research API is off for everyone. A coroutine: Litestar
+    runs a plain function guard in its thread pool (40 threads), where a burst of requests
+    queues every one of them for seconds."""
 
     async def require_research_token(connection: Connection, _: BaseRouteHandler) -> None:
         if not access.token:

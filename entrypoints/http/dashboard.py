@@ -42,6 +42,7 @@ from entrypoints.http.dashboard_views import (
     prompt_set_views,
     sketches_by_stage,
 )
+from entrypoints.http.free_space import FreeSpace
 from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.settings import Settings
 
@@ -265,6 +266,7 @@ class DashboardController(Controller):
         self,
         study_reading: NamedDependency[StudyReading],
         prompt_catalogs: NamedDependency[list[Any]],
+        free_space: NamedDependency[FreeSpace],
     ) -> Template | Response[Any]:
         participants = await study_reading.list_participants.execute()
         recent = await study_reading.list_generations.execute(
@@ -276,6 +278,7 @@ class DashboardController(Controller):
             conditions=condition_counts(participants),
             recent=[generation_view(record) for record in recent],
             prompt_sets=prompt_set_views(prompt_catalogs),
+            disk=free_space.figures(),
         )
 
     @get("/generations", operation_id="dashboardGenerations")
@@ -312,6 +315,7 @@ class DashboardController(Controller):
         run_monitor: NamedDependency[RunMonitor],
         settings: NamedDependency[Settings],
         monitored_adapters: NamedDependency[MonitoredAdapters],
+        free_space: NamedDependency[FreeSpace],
     ) -> Response[Any]:
-        panel = now_panel(run_monitor, settings, monitored_adapters)
+        panel = now_panel(run_monitor, settings, monitored_adapters, free_space.figures())
         return Response(panel, headers={"Cache-Control": "no-store"})

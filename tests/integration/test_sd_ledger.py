@@ -262,3 +262,28 @@ async def test_the_configuration_puts_the_slots_in_the_stores_database(
     # give-back (render times ride on that write), and the slots given back.
     assert doc is not None and doc["healthy"] and doc["render_s"] > 0
     assert (doc["free"], doc["leases"]) == (1, [])
+
+
+async def test_a_waiting_replica_knows_when_the_slot_should_come_back(
+    replica: Replica,
+    servers: Callable[..., list[FakeSdServer]],
+    mongodb_uri: str,
+    mongo_database: str,
+) -> None:
+    """Polling without a change stream wakes when the running render should end (its
+    lease's start plus the instance's render time), not only on its backoff."""
+    fake = servers(1, latency_s=0.4)[0]
+    async with replica([fake.url]) as a, replica([fake.url]) as b:
+        for n in range(2):  # a render time on the document
+            await a.generate(ImageRequest(prompt=f"warm{n}", seed=n))
+        with MongoClient(mongodb_uri) as client:
+            render_s = client[mongo_database]["sd_instances"].find_one()["render_s"]
+        assert render_s is not None and render_s >= 0.4
+        began = time.time()
+        running = asyncio.create_task(a.generate(ImageRequest(prompt="held", seed=7)))
+        await eventually(lambda: fake.counters.requests == 3)
+        ends = await ledger_of(b).docs.expected_ends([fake.url], 15.0, time.time())
+        assert len(ends) == 1 and began < ends[0] - render_s < time.time()
+        assert await ledger_of(b).docs.expected_ends([fake.url], 15.0, ends[0]) == []
+        await asyncio.gather(running, b.generate(ImageRequest(prompt="next", seed=8)))
+    assert fake.counters.max_in_flight == 1 and fake.counters.prompts[-2:] == ["held", "next"]
