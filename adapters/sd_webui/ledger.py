@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import secrets
@@ -39,15 +38,13 @@ from domain.errors import ModelUnavailable
 
 from .instance import Instance, PoolStats
 from .ledger_documents import LedgerDocuments
-from .ledger_health import SharedHealthPool
+from .ledger_handover import HandOverPool
 from .ledger_housekeeping import Housekeeper
 from .ledger_inbox import Inbox
 from .ledger_queue import LedgerQueue
-from .ledger_schedule import place, worth_timing
+from .ledger_schedule import place
 
 logger = logging.getLogger("inspilot.sd")
-
-_WRITE_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -71,51 +68,28 @@ def replica_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-class Handed(enum.Enum):
-    """What became of a slot offered to the queue."""
-
-    TO_A_JOB = 1
-    NOBODY_WAITS = 2
-    HELD_FOR_A_FASTER_ONE = 3
-
-
-class MongoSlotLedger(SharedHealthPool):
+class MongoSlotLedger(HandOverPool):
     """The slot pool's contract (acquire, release, health) over documents in MongoDB.
 
     Use from one event loop.
     """
 
     def __init__(self, instances: Sequence[Instance], *, ledger: SharedLedger, **pool: Any) -> None:
-        super().__init__(instances, **pool)
+        super().__init__(
+            instances, replica=ledger.replica or replica_name(), lease_s=ledger.lease_s, **pool
+        )
         self._ledger = ledger
-        self.replica = ledger.replica or replica_name()
-        self._held: dict[Instance, list[str]] = {instance: [] for instance in self.instances}
-        self._tickets: dict[str, asyncio.Future[Instance]] = {}
-        # Tickets withdrawn after a replica had handed them a slot: when the slot
-        # arrives, it is passed on. Forgotten after a lease (it expires anyway).
-        self._abandoned: dict[str, float] = {}
         self.inbox = Inbox(self, ledger.poll_max_s)
         self._loops: list[asyncio.Task[None]] = []
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
-        self._queue: LedgerQueue | None = None
-        self._queue_seen = 0  # jobs waiting when this replica last looked
         self.change_stream = False
         self.housekeeper = Housekeeper(self, ledger.lease_s)
+        self._leases_fresh = self.housekeeper.renewed_lately
         # Set by the generator: how to stop an instance rendering for a dead holder.
         self.interrupt: Callable[[Instance], Awaitable[None]] | None = None
         self.is_idle: Callable[[Instance], Awaitable[bool]] | None = None
 
     # -- opening and closing -------------------------------------------------------
-
-    @property
-    def queue(self) -> LedgerQueue:
-        if self._queue is None:
-            raise ModelUnavailable("the shared SD ledger is not open")
-        return self._queue
-
-    @property
-    def lease_s(self) -> float:
-        return self._ledger.lease_s
 
     async def start(self) -> None:
         ledger = self._ledger
@@ -229,24 +203,6 @@ class MongoSlotLedger(SharedHealthPool):
         self._hold(instance, lease)
         return instance
 
-    async def _take_slot(self) -> tuple[Instance, str] | None:
-        while True:
-            lease = secrets.token_hex(8)
-            doc = await self.docs.take(lease, "", self.lease_s)
-            if doc is None:
-                return None
-            instance = self._by_url.get(doc["_id"])
-            if instance is not None:
-                return instance, lease
-            # Configured by another deployment since we started: not ours to use.
-            await self.docs.give_back(doc["_id"], lease, None)
-            self.docs.foreign.append(doc["_id"])
-
-    def _hold(self, instance: Instance, lease: str) -> None:
-        self._held[instance].append(lease)
-        instance.busy += 1
-        instance.jobs += 1
-
     async def _wait_in_queue(self, enqueued: float, deadline: float, retry: bool) -> Instance:
         ticket = secrets.token_hex(8)
         future: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
@@ -282,105 +238,6 @@ class MongoSlotLedger(SharedHealthPool):
         if not await self.queue.withdraw(ticket):
             self._abandoned[ticket] = time.monotonic()  # its slot is on the way
             self.inbox.wake.set()
-
-    # -- giving slots back, or on ----------------------------------------------------
-
-    def release(self, instance: Instance, held_s: float) -> None:
-        """Pass the slot on or give it back (in the background: callers are synchronous)."""
-        instance.busy_s += held_s
-        instance.busy = max(0, instance.busy - 1)
-        instance.idle_since = time.monotonic()
-        leases = self._held[instance]
-        if not leases:
-            logger.error("SD ledger: %s released without a lease held here", instance.url)
-            return
-        self._spawn(self.pass_on(instance, leases.pop(0)))
-
-    async def pass_on(self, instance: Instance, lease: str) -> None:
-        delay = 0.05
-        for attempt in range(_WRITE_TRIES):
-            try:
-                # Hand the slot on only while our leases are surely renewed: a lease
-                # taken back meanwhile must be given back (which checks), not handed on.
-                if (self._tickets or self._queue_seen) and self.housekeeper.renewed_lately():
-                    if await self._hand_over(instance, lease) != Handed.NOBODY_WAITS:
-                        return
-                await self._free_slot(instance, lease)
-                return
-            except PyMongoError as exc:
-                if attempt == _WRITE_TRIES - 1:
-                    # The lease expires and another replica takes the slot back.
-                    logger.error("SD ledger: cannot give back %s: %s", instance.url, exc)
-                    return
-                await asyncio.sleep(delay)
-                delay *= 2
-
-    async def _free_slot(self, instance: Instance, lease: str) -> None:
-        """Free the slot; a job that queued meanwhile would wait for it: serve the queue."""
-        await self.docs.give_back(instance.url, lease, instance.render_s)
-        self._queue_seen = await self.queue.waiting()
-        if self._queue_seen:
-            await self._serve()
-
-    async def _serve(self) -> None:
-        """Hand free slots to the waiting jobs, first come first served."""
-        while (taken := await self._take_slot()) is not None:
-            instance, lease = taken
-            handed = await self._hand_over(instance, lease)
-            if handed == Handed.TO_A_JOB:
-                continue
-            await self.docs.give_back(instance.url, lease, None)
-            if handed == Handed.HELD_FOR_A_FASTER_ONE:
-                return
-            self._queue_seen = await self.queue.waiting()
-            if not self._queue_seen:
-                return
-
-    async def _hand_over(self, instance: Instance, lease: str) -> Handed:
-        """Offer a held slot to the queue: the head, or the job the scheduling rule picks."""
-        while True:
-            placement = await place(instance, self.instances, self.docs, self.queue)
-            if placement.position is None:
-                self._review_at(placement.review_at)
-                return Handed.HELD_FOR_A_FASTER_ONE
-            if placement.position == 0:
-                ticket = await self.queue.pop_head()
-                if ticket is None:
-                    self._queue_seen = 0
-                    return Handed.NOBODY_WAITS
-            else:
-                ticket = placement.ticket
-                if ticket is None or not await self.queue.withdraw(ticket["id"]):
-                    continue  # taken by another replica meanwhile: plan again
-            replica, job = ticket["replica"], ticket["id"]
-            if worth_timing(instance, self.instances):
-                await self.docs.started(instance.url, lease)
-            if replica == self.replica:
-                if self.deliver(job, instance, lease):
-                    return Handed.TO_A_JOB
-            elif await self.queue.grant(replica, job, instance.url, lease, self.lease_s):
-                return Handed.TO_A_JOB
-            # That job gave up, or its replica left: the next one.
-
-    def deliver(self, ticket: str, instance: Instance, lease: str) -> bool:
-        if self._abandoned.pop(ticket, None) is not None:
-            return False
-        future = self._tickets.pop(ticket, None)
-        if future is None or future.done():
-            return False
-        self._hold(instance, lease)
-        future.set_result(instance)
-        return True
-
-    def _review_at(self, at: float | None) -> None:
-        """Plan again when the faster render a job waits for is overdue: it may be stuck."""
-        if at is not None:
-            delay = max(0.0, at - time.monotonic())
-            asyncio.get_running_loop().call_later(delay, lambda: self._spawn(self._serve()))
-
-    def _slot_may_be_free(self) -> None:
-        if self._tickets or self._queue_seen:
-            self._spawn(self._serve())
 
     def queue_length(self) -> int:
         return len(self._tickets)
@@ -420,8 +277,3 @@ class MongoSlotLedger(SharedHealthPool):
     @property
     def reclaimed(self) -> int:
         return self.housekeeper.reclaimed
-
-    def held(self) -> list[tuple[str, str]]:
-        return [
-            (instance.url, lease) for instance, leases in self._held.items() for lease in leases
-        ]

@@ -135,11 +135,13 @@ class LedgerDocuments:
     def _lease(lease: str, holder: str, job: str, now: float, lease_s: float) -> Doc:
         return {"id": lease, "holder": holder, "job": job, "since": now, "until": now + lease_s}
 
-    async def started(self, url: str, lease: str) -> None:
-        """When the render on a handed-over slot began (for the scheduling rule)."""
-        await self.instances.update_one(
-            {"_id": url, "leases.id": lease}, {"$set": {"leases.$.since": time.time()}}
-        )
+    async def started(self, url: str, lease: str, render_s: float | None) -> None:
+        """When the render on a handed-over slot began, and the instance's render time
+        when it changed (both for the scheduling rule, ledger_schedule.py)."""
+        fields: Doc = {"leases.$.since": time.time()}
+        if render_s is not None:
+            fields["render_s"] = render_s
+        await self.instances.update_one({"_id": url, "leases.id": lease}, {"$set": fields})
 
     async def give_back(self, url: str, lease: str, render_s: float | None) -> None:
         fields: Doc = {"idle_since": time.time()}

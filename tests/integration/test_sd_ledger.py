@@ -262,3 +262,35 @@ async def test_the_configuration_puts_the_slots_in_the_stores_database(
     # give-back (render times ride on that write), and the slots given back.
     assert doc is not None and doc["healthy"] and doc["render_s"] > 0
     assert (doc["free"], doc["leases"]) == (1, [])
+
+
+async def test_a_job_waits_for_a_clearly_faster_instance_busy_on_another_replica(
+    replica: Replica, servers: Callable[..., list[FakeSdServer]]
+) -> None:
+    """The pool's scheduling rule across replicas: render times are shared through the
+    ledger, so no replica starts a job on a slow instance a busy fast one finishes sooner."""
+    fast, slow = servers(2, latency_s=0.1)
+    slow.knobs.latency_s = 0.6
+    urls = [fast.url, slow.url]
+    async with replica(urls) as a, replica(urls) as b:
+        await asyncio.gather(*(a.generate(ImageRequest(prompt="warm-up")) for _ in range(2)))
+        assert (fast.counters.renders, slow.counters.renders) == (1, 1)
+        await _learn_render_times(ledger_of(b))
+        first = asyncio.create_task(a.generate(ImageRequest(prompt="a0")))
+        await eventually(lambda: fast.counters.requests == 2)
+        # fast, fast, fast ends by ~0.3 s; any job on the slow one would end at ~0.6 s.
+        images = await asyncio.gather(
+            first, *((b, a)[n % 2].generate(ImageRequest(prompt=f"x{n}")) for n in range(2))
+        )
+    assert [image.instance for image in images] == [fast.url] * 3
+    assert slow.counters.renders == 1
+    assert fast.counters.max_in_flight == 1
+
+
+async def _learn_render_times(ledger: MongoSlotLedger) -> None:
+    """Read the documents until both render times are in (given back in the background)."""
+    deadline = time.monotonic() + 5.0
+    while any(instance.render_s is None for instance in ledger.instances):
+        assert time.monotonic() < deadline, "render times never shared"
+        await asyncio.sleep(0.02)
+        await ledger.refresh()
