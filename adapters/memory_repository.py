@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from application.ports import (
     ExperimentRepository,
     ParticipantSummary,
+    PictureStore,
     StorageProbe,
     StudyFilter,
 )
@@ -23,6 +24,7 @@ from domain.attribution import Attribution, Evidence
 from domain.errors import NotFound
 from domain.experiment import SCHEME_STAGES, ConditionMove, Experiment
 from domain.generation import GenerationRecord, Outcome
+from domain.images import image_sha256
 from domain.timeline import SAVE_MARKS_KEPT, SaveMark
 
 
@@ -31,7 +33,7 @@ def _keys_of(experiment: Experiment) -> tuple[frozenset[str], frozenset[str]]:
     return held.sketches, held.texts
 
 
-class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
+class InMemoryExperimentRepository(ExperimentRepository, StorageProbe, PictureStore):
     def __init__(self) -> None:
         self._experiments: dict[str, Experiment] = {}
         self._generations: dict[str, GenerationRecord] = {}
@@ -41,6 +43,8 @@ class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
         self._addresses: dict[str, dict[str, datetime]] = {}
         self._places: dict[tuple[str, str], int] = {}
         self._saves: dict[str, deque[SaveMark]] = {}
+        # Jobs' pictures by hash (the same bytes objects their records hold).
+        self._pictures: dict[str, bytes] = {}
 
     async def start(self) -> None:
         return None
@@ -122,6 +126,15 @@ class InMemoryExperimentRepository(ExperimentRepository, StorageProbe):
         if record is None:
             return None
         return record.image_of(step_id)
+
+    async def keep_pictures(self, pictures: Mapping[str, bytes]) -> dict[str, str]:
+        refs = {step: image_sha256(data) for step, data in pictures.items()}
+        for step, ref in refs.items():
+            self._pictures[ref] = pictures[step]
+        return refs
+
+    async def load_picture(self, ref: str) -> bytes | None:
+        return self._pictures.get(ref)
 
     async def list_participants(self) -> Sequence[ParticipantSummary]:
         summaries = []

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -45,6 +45,8 @@ class JobView:
     finished_at: datetime | None = None
     error: BaseException | None = None
     result_view: Any = None
+    # A done job's pictures in the store, by step id (PictureStore references).
+    pictures: Mapping[str, str] = field(default_factory=dict)
 
 
 class JobBoard(Protocol):

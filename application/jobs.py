@@ -15,8 +15,8 @@ from typing import Any
 
 from application.generation_run import ProgressSink, planned_generation_id, run_source
 from application.job_board import REPLICA_STOPPED, JobBoard, JobView, RemoteJob
-from application.pipeline import PipelineResult
-from application.ports import Clock
+from application.pipeline import PipelineResult, pictures_of
+from application.ports import Clock, PictureStore
 from domain.errors import InsPilotError, NotFound, TooManyJobs
 from domain.experiment import new_id
 from domain.generation import CANCELLED_PREFIX, Pipeline, Source
@@ -50,7 +50,11 @@ class Job:
         self.created_at = created_at
         self.finished_at: datetime | None = None
         self.status = JobStatus.QUEUED
+        # The result while it runs to its end; once done, with a picture store, only its
+        # presented form (`result_view`) and its pictures' references stay in memory.
         self.result: PipelineResult | None = None
+        self.result_view: Any = None
+        self.pictures: dict[str, str] = {}
         self.error: BaseException | None = None
         self.events: list[JobEvent] = []
         self._wakeup = asyncio.Event()
@@ -118,8 +122,11 @@ class JobService:
         poll_s: float = 0.25,
         beat_s: float = 5.0,
         max_jobs: int = 1000,
+        pictures: PictureStore | None = None,
     ) -> None:
         self._clock = clock
+        # Where a finished job's pictures go (the store); without one they stay here.
+        self._pictures = pictures if isinstance(pictures, PictureStore) else None
         # Jobs this process holds, running or kept for reading: results carry pictures.
         self._max_jobs = max_jobs
         self._ttl = timedelta(seconds=ttl_s)
@@ -178,6 +185,7 @@ class JobService:
             self._chain(job, self._board.running(self._view(job)))
         try:
             result = await work(job.report)
+            await self._retain(job, result)
         except asyncio.CancelledError:
             job._end(JobStatus.CANCELLED, self._clock.now())
             return  # the job's own task: nobody else waits for this cancellation
@@ -186,8 +194,32 @@ class JobService:
                 logger.exception("job %s failed unexpectedly", job.id, exc_info=exc)
             job._end(JobStatus.FAILED, self._clock.now(), exc)
             return
-        job.result = result
         job._end(JobStatus.DONE, self._clock.now())
+
+    async def _retain(self, job: Job, result: PipelineResult) -> None:
+        """Keep a done job's result for reading: its pictures in the store (any replica reads
+        them as soon as the job says done), its presented form and their references here."""
+        job.result = result
+        if self._pictures is None or self._present is None:
+            return
+        try:
+            job.pictures = await self._pictures.keep_pictures(pictures_of(result))
+        except InsPilotError as exc:  # the record, queued already, is retried on its own
+            logger.warning("job %s: pictures kept in memory, the store failed: %s", job.id, exc)
+            return
+        job.result_view = self._present(job)
+        job.result = None
+
+    async def picture(self, job: Job | RemoteJob, step_id: str) -> bytes | None:
+        """One picture of a done job, from the store (or from memory, where it stayed)."""
+        if job.status is not JobStatus.DONE:
+            return None
+        ref = job.pictures.get(step_id)
+        if ref is not None and self._pictures is not None:
+            return await self._pictures.load_picture(ref)
+        if isinstance(job, Job) and job.result is not None:
+            return pictures_of(job.result).get(step_id)
+        return None
 
     def get(self, job_id: str) -> Job:
         """A job of this replica."""
@@ -287,7 +319,7 @@ class JobService:
         assert self._board is not None
         result_view = None
         if job.status is JobStatus.DONE and self._present is not None:
-            result_view = self._present(job)
+            result_view = job.result_view if job.result is None else self._present(job)
         return JobView(
             id=job.id,
             generation_id=job.generation_id,
@@ -299,6 +331,7 @@ class JobService:
             finished_at=job.finished_at,
             error=job.error,
             result_view=result_view,
+            pictures=dict(job.pictures),
         )
 
     def _write_event(self, job: Job, event: JobEvent) -> None:

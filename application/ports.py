@@ -361,3 +361,21 @@ class StorageProbe(Protocol):
     async def round_trip(self) -> None:
         """Write a small marker and read it back; StorageError when either fails."""
         ...
+
+
+@runtime_checkable
+class PictureStore(Protocol):
+    """Pictures kept by content, outside the process: a finished job holds references only.
+
+    The MongoDB adapter writes them to its blob store under the SHA-256 a generation
+    record uses for the same picture, so the record, written moments later, stores
+    nothing twice; every replica reads them at once.
+    """
+
+    async def keep_pictures(self, pictures: Mapping[str, bytes]) -> dict[str, str]:
+        """Store each picture; its reference by the same key."""
+        ...
+
+    async def load_picture(self, ref: str) -> bytes | None:
+        """A kept picture; None when it is gone."""
+        ...

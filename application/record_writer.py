@@ -35,6 +35,11 @@ class RecordWriter(ExperimentRepository):
     the record. Records not yet written are served from memory, so a researcher reading
     right after a generation sees it. Sessions pass straight through: a participant's
     save is acknowledged only once stored.
+
+    The bound counts every record the writer holds, queued or being written: a record
+    takes a place before it is held and gives it back once stored, so a generation that
+    waits for room holds its record itself, never the writer, and `depth()` never
+    exceeds `queue_max`.
     """
 
     def __init__(
@@ -53,6 +58,9 @@ class RecordWriter(ExperimentRepository):
         self._worker_count = workers
         self._retry = (retry_base_s, retry_max_s)
         self._queue: asyncio.Queue[GenerationRecord] | None = None
+        # Places for records held (queued or being written): `queue_max` of them.
+        self._room: asyncio.Semaphore | None = None
+        self._closing = False
         self._workers: list[asyncio.Task[None]] = []
         self._pending: dict[str, GenerationRecord] = {}
         self._failures = 0
@@ -67,7 +75,9 @@ class RecordWriter(ExperimentRepository):
         if isinstance(self._store, Lifecycle):
             await self._store.start()
         # Created here: an asyncio queue belongs to the loop that runs the service.
-        self._queue = asyncio.Queue(self._queue_max)
+        self._queue = asyncio.Queue()
+        self._room = asyncio.Semaphore(self._queue_max)
+        self._closing = False
         self._workers = [
             asyncio.create_task(self._work(), name=f"record-writer-{n}")
             for n in range(self._worker_count)
@@ -84,6 +94,7 @@ class RecordWriter(ExperimentRepository):
                     self._grace_s,
                     ", ".join(lost),
                 )
+            self._closing = True  # what arrives from now on, no worker would take
             for worker in self._workers:
                 worker.cancel()
             for worker in self._workers:
@@ -128,6 +139,8 @@ class RecordWriter(ExperimentRepository):
                 await self._write_late_attribution(record)
             finally:
                 self._pending.pop(record.id, None)
+                assert self._room is not None
+                self._room.release()
                 self._queue.task_done()
                 # Else this idle worker would keep the last record's pictures alive.
                 del record, queued
@@ -159,14 +172,15 @@ class RecordWriter(ExperimentRepository):
     # -- the repository port -------------------------------------------------------------
 
     async def add_generation(self, record: GenerationRecord) -> None:
-        if self._queue is None:
+        if self._queue is None or self._room is None:
             raise RuntimeError("RecordWriter.start() was not awaited")
+        if self._closing:
+            # Its workers are stopping: queued now, it would never be written, unseen.
+            logger.error("records: generation record %s arrived after shutdown", record.id)
+            return
+        await self._room.acquire()
         self._pending[record.id] = record
-        try:
-            await self._queue.put(record)
-        except BaseException:
-            self._pending.pop(record.id, None)
-            raise
+        self._queue.put_nowait(record)
 
     async def get_generation(
         self, record_id: str, *, with_images: bool = True

@@ -141,3 +141,13 @@ def mongodb_job_board(settings: Settings, store: Any) -> Any:
         lease_s=settings.sd_lease_s,
         timeout_ms=settings.mongodb_timeout_ms,
     )
+
+
+def mongodb_access_records(settings: Settings, store: Any) -> Any:
+    """Dashboard sessions and wrong-token counters shared by every worker and replica, in
+    the store's database (known once it started)."""
+    from adapters.mongo.access_records import MongoAccessRecords
+
+    return MongoAccessRecords(
+        lambda: store.uri, settings.mongodb_database, timeout_ms=settings.mongodb_timeout_ms
+    )

@@ -9,10 +9,12 @@ from dependency_injector import containers, providers
 from adapters.demo_images import DemoImageGenerator
 from adapters.demo_text import DemoTextGenerator
 from adapters.filesystem_prompts import FilesystemPromptCatalog
+from adapters.memory_access import InMemoryAccessRecords
 from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.prompt_watcher import PromptWatcher
 from adapters.system_clock import SystemClock
 from application.attribution import Attributor, RunContexts
+from application.dashboard_access import DashboardAccess
 from application.generation_run import ModelGateway
 from application.job_board import OrphanRecorder
 from application.jobs import JobService
@@ -34,6 +36,7 @@ from application.use_cases.sessions import SaveSession, StartSession
 from domain.experiment import Roster
 from entrypoints import adapter_builders
 from entrypoints.http.client import ClientView
+from entrypoints.http.free_space import FreeSpace
 from entrypoints.http.participant_cookie import ParticipantCookies
 from entrypoints.observability.health import Readiness
 from entrypoints.observability.logs import current_request_id
@@ -127,9 +130,12 @@ class Container(containers.DeclarativeContainer):
     metrics_exposition = providers.Factory(
         MetricsExposition, metrics=metrics, adapters=monitored_adapters
     )
+    # The data disk's free space: the store guard, readiness and the dashboard read it.
+    free_space = providers.Singleton(FreeSpace.of, settings)
     readiness = providers.Factory(
         Readiness,
         settings=settings,
+        free_space=free_space,
         repository=repository,
         load_prompts=prompt_catalogs.provider,
         images=image_generator,
@@ -137,6 +143,23 @@ class Container(containers.DeclarativeContainer):
     # Read from the configuration, not the frozen Settings, each time it is asked for:
     # tests set it after building the container.
     research_token = settings.provided.research_token
+    # Dashboard sessions and the wrong-token counters: in the database wherever it is
+    # MongoDB, so every worker and replica sees the same ones; in the process otherwise.
+    shared_access_records = providers.Singleton(
+        adapter_builders.mongodb_access_records, settings, store
+    )
+    access_records: providers.Provider[Any] = providers.Selector(
+        settings.provided.storage_backend,
+        memory=providers.Singleton(InMemoryAccessRecords),
+        mongodb=shared_access_records,
+        embedded=shared_access_records,
+    )
+    dashboard_access = providers.Singleton(
+        DashboardAccess,
+        records=access_records,
+        clock=clock,
+        session_h=settings.provided.dashboard_session_h,
+    )
 
     # Participants and conditions: the attribution rules, the assignment of first starts.
     attributor = providers.Singleton(
@@ -201,6 +224,8 @@ class Container(containers.DeclarativeContainer):
         # A replica beats three times a lease: one late beat is not taken for its death.
         beat_s=providers.Callable(lambda lease_s: lease_s / 3, settings.provided.sd_lease_s),
         max_jobs=settings.provided.max_jobs,
+        # A finished job's pictures go to the store itself, not the record queue.
+        pictures=store,
     )
 
     get_session = providers.Factory(GetSession, repository=repository)

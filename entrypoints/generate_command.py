@@ -18,8 +18,8 @@ from typing import Any, TextIO, get_args, get_origin
 
 import msgspec
 
-from application.jobs import Job
-from application.pipeline import pictures_of
+from application.generation_run import ProgressSink
+from application.pipeline import PipelineResult, pictures_of
 from domain.errors import InsPilotError
 from domain.experiment import new_id
 from domain.generation import Source
@@ -181,12 +181,11 @@ class Progress:
             self._stream.write("\n")
 
 
-def _write(job: Job, entry: PipelineEntry, out: Path) -> int:
+def _write(result: PipelineResult, entry: PipelineEntry, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    assert job.result is not None  # a job that is done has its result
-    reply = entry.present(job.result, lambda item: f"{item.image_id}.png")
+    reply = entry.present(result, lambda item: f"{item.image_id}.png")
     (out / "result.json").write_bytes(msgspec.json.format(msgspec.json.encode(reply), indent=2))
-    pictures = pictures_of(job.result)
+    pictures = pictures_of(result)
     for step_id, data in pictures.items():
         (out / f"{step_id}.png").write_bytes(data)
     return len(pictures)
@@ -212,12 +211,14 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
             username=args.username, evidence=entry.evidence(inputs), condition=args.condition
         )
         use_case = entry.use_case(container.gateway().bound(context))
-        job = container.jobs().submit(
-            entry.pipeline,
-            args.username,
-            lambda progress: use_case.execute(command, progress),
-            source=Source.CLI,
-        )
+        # The run's result, whole: the job service keeps a done job's pictures in the store.
+        results: list[PipelineResult] = []
+
+        async def work(progress: ProgressSink) -> PipelineResult:
+            results.append(await use_case.execute(command, progress))
+            return results[-1]
+
+        job = container.jobs().submit(entry.pipeline, args.username, work, source=Source.CLI)
         progress = Progress(stream)
         async for event in job.follow():
             if isinstance(event, JobEnded):
@@ -228,7 +229,7 @@ async def _run(args: argparse.Namespace, settings: Settings, stream: TextIO) -> 
         message = job.error.message if isinstance(job.error, InsPilotError) else repr(job.error)
         print(f"inspilot: the job {job.status.value}: {message}", file=sys.stderr)
         return 1
-    count = _write(job, entry, args.out)
+    count = _write(results[-1], entry, args.out)
     print(
         f"wrote {args.out.resolve() / 'result.json'} and {count} pictures; "
         f"record {job.generation_id}",

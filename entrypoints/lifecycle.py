@@ -20,6 +20,7 @@ def _parts(container: Container) -> dict[str, Any]:
     recorded) before the models and the storage close."""
     return {
         "storage": container.repository(),
+        "dashboard access": container.access_records(),
         "text": container.text_generator(),
         "images": container.image_generator(),
         "prompt watcher": container.prompt_watcher(),

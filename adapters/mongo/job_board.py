@@ -1,7 +1,8 @@
 """MongoJobBoard: jobs and their events in MongoDB, seen by every replica.
 
 - `jobs`: one document per job (status, owner replica, user, times, error, the
-  presented result once done, `cancel` when another replica asked for it); removed by
+  presented result and its pictures' blob references once done, `cancel` when another
+  replica asked for it); removed by
   a TTL index `job_ttl_s` after the job ended.
 - `job_events`: one document per event (`job`, `seq`), removed by a TTL index.
 - `job_replicas`: a heartbeat per replica; a replica that stopped beating for
@@ -19,6 +20,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 import domain.errors
+from adapters.mongo.client import shared_state_client
 from application.job_board import REPLICA_STOPPED, JobBoard, JobView, ReplicaStopped
 from domain.errors import InsPilotError, TooManyJobs
 from domain.generation import Pipeline
@@ -59,12 +61,7 @@ class MongoJobBoard(JobBoard):
         self._client: AsyncMongoClient[Doc] | None = None
 
     async def start(self) -> None:
-        self._client = AsyncMongoClient(
-            self._uri(),
-            tz_aware=True,
-            serverSelectionTimeoutMS=self._timeout_ms,
-            connectTimeoutMS=self._timeout_ms,
-        )
+        self._client = shared_state_client(self._uri(), self._timeout_ms)
         db = self._client[self._database]
         self._jobs, self._events = db["jobs"], db["job_events"]
         self._replicas = db["job_replicas"]
@@ -195,6 +192,8 @@ def _job_doc(job: JobView) -> Doc:
         "finished_at": job.finished_at,
         "error": _error_doc(job.error),
         "result": job.result_view,
+        # A list, not a document: step ids are data, never field names.
+        "pictures": [{"step": step, "ref": ref} for step, ref in job.pictures.items()],
     }
 
 
@@ -210,6 +209,7 @@ def _view(doc: Doc) -> JobView:
         finished_at=doc.get("finished_at"),
         error=_error(doc.get("error")),
         result_view=doc.get("result"),
+        pictures={item["step"]: item["ref"] for item in doc.get("pictures") or ()},
     )
 
 

@@ -25,6 +25,8 @@ from domain.stimuli import Shown
 from domain.timeline import SaveMark
 
 IMAGE_KEY = "canvasImage"
+# The blob kind of a generation's pictures (a finished job keeps its own under it too).
+GENERATION_IMAGE = "generation-image"
 # A blob at most this size may stay inside its document...
 INLINE_MAX = 256 * 1024
 # ...while the document's inline bytes stay well below MongoDB's 16 MB limit.
@@ -275,7 +277,7 @@ def encode_generation(record: GenerationRecord) -> tuple[Document, BlobPlan]:
     for step in record.image_steps:
         encoded = _step_fields(step)
         if step.image is not None:
-            encoded["image"] = plan.ref(step.image, "generation-image", inline_ok=False)
+            encoded["image"] = plan.ref(step.image, GENERATION_IMAGE, inline_ok=False)
         image_steps.append(encoded)
     document = {
         "_id": record.id,

@@ -30,6 +30,7 @@ from adapters.mongo.study_store import StudyStore
 from application.ports import (
     ExperimentRepository,
     ParticipantSummary,
+    PictureStore,
     StorageProbe,
     StudyFilter,
 )
@@ -37,6 +38,7 @@ from domain.attribution import Attribution, Evidence
 from domain.errors import StorageError
 from domain.experiment import ConditionMove, Experiment
 from domain.generation import GenerationRecord
+from domain.images import image_sha256
 from domain.timeline import SaveMark
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def storage_errors(action: str) -> Iterator[None]:
         raise StorageError(f"storage: {action} failed") from exc
 
 
-class MongoExperimentRepository(ExperimentRepository, StorageProbe):
+class MongoExperimentRepository(ExperimentRepository, StorageProbe, PictureStore):
     """Sessions in `sessions`, records in `generations`, pictures, sketches and large JSON
     as content-addressed blobs (blobs.py).
 
@@ -286,6 +288,23 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe):
             except BlobMissing:
                 return None
             return files[ref["h"]]
+
+    async def keep_pictures(self, pictures: Mapping[str, bytes]) -> dict[str, str]:
+        """As blobs of the kind and hash a record's pictures get: the record reuses them."""
+        blobs = {
+            step: mapping.Blob(data, image_sha256(data), mapping.GENERATION_IMAGE)
+            for step, data in pictures.items()
+        }
+        with storage_errors("keeping a job's pictures"):
+            await self._blobs.store(blobs.values())
+        return {step: blob.sha for step, blob in blobs.items()}
+
+    async def load_picture(self, ref: str) -> bytes | None:
+        with storage_errors(f"loading picture {ref}"):
+            try:
+                return (await self._blobs.load([ref]))[ref]
+            except BlobMissing:
+                return None
 
     async def list_participants(self) -> Sequence[ParticipantSummary]:
         with storage_errors("listing participants"):

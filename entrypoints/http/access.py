@@ -5,17 +5,15 @@ ids (expiring after `INSPILOT_DASHBOARD_SESSION_H`, revoked at logout), so a coo
 copied from a browser stops working when its researcher logs out. Wrong tokens, at the
 login form or as bearer headers, are counted per client address: after a few, each
 next try waits twice as long (429 with Retry-After, one log line), so the token cannot
-be guessed at hundreds per second.
+be guessed at hundreds per second. The rules and their state are the application's
+`DashboardAccess` (in the database with MongoDB-backed storage, shared by every worker
+and replica); this module ties them to requests.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import math
-import secrets
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,15 +26,11 @@ from litestar.exceptions import (
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
+from application.dashboard_access import DashboardAccess
 from entrypoints.http.client import ClientView
 
 COOKIE = "inspilot_research"
 OFF_MESSAGE = "the research API is off: set INSPILOT_RESEARCH_TOKEN"
-FREE_FAILURES = 5
-BACKOFF_BASE_S = 1.0
-BACKOFF_MAX_S = 900.0
-MAX_TRACKED = 10_000
-"""Sessions and client addresses remembered at most (the oldest are forgotten first)."""
 
 Connection = ASGIConnection[Any, Any, Any, Any]
 logger = logging.getLogger("inspilot.access")
@@ -52,22 +46,25 @@ def bearer(connection: Connection) -> str | None:
 
 
 class ResearchAccess:
-    """Dashboard sessions, the throttle on wrong tokens, and the client's real address."""
+    """The research token, the client's real address, and the dashboard's sessions and
+    throttle (asked of `state()` each time: a restarted app builds a new one)."""
 
     def __init__(
         self,
         token: str,
         *,
-        session_h: float = 12.0,
+        state: Callable[[], DashboardAccess] | None = None,
         clients: ClientView | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
-        self._session_s = session_h * 3600
+        self._state = state
         self._clients = clients or ClientView(())
-        self._clock = clock
-        self._sessions: OrderedDict[str, float] = OrderedDict()
-        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    @property
+    def state(self) -> DashboardAccess:
+        if self._state is None:
+            raise RuntimeError("ResearchAccess was built without its sessions")
+        return self._state()
 
     # -- where the request came from -----------------------------------------------
 
@@ -81,89 +78,68 @@ class ResearchAccess:
 
     # -- wrong tokens ----------------------------------------------------------------
 
-    def retry_after_s(self, connection: Connection) -> int:
+    async def retry_after_s(self, connection: Connection) -> int:
         """Seconds this client must wait before its next try (0: it may try now)."""
-        entry = self._failures.get(self.client(connection))
-        if entry is None:
-            return 0
-        return max(0, math.ceil(entry[1] - self._clock()))
+        return await self.state.retry_after_s(self.client(connection))
 
-    def check_throttle(self, connection: Connection) -> None:
-        wait = self.retry_after_s(connection)
+    async def check_throttle(self, connection: Connection) -> None:
+        wait = await self.retry_after_s(connection)
         if wait:
             raise TooManyRequestsException(
                 detail=f"token: too many wrong tokens from this address; try again in {wait}s",
                 headers={"Retry-After": str(wait)},
             )
 
-    def failed(self, connection: Connection, where: str) -> None:
+    async def failed(self, connection: Connection, where: str) -> None:
         address = self.client(connection)
-        count = self._failures.pop(address, (0, 0.0))[0] + 1
-        delay = 0.0
-        if count >= FREE_FAILURES:
-            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (count - FREE_FAILURES))
-        self._failures[address] = (count, self._clock() + delay)
-        while len(self._failures) > MAX_TRACKED:
-            self._failures.popitem(last=False)
-        if delay:
+        failure = await self.state.failed(address)
+        if failure.wait_s:
             logger.warning(
                 "wrong research token from %s at %s (%d in a row): next try in %.0fs",
                 address,
                 where,
-                count,
-                delay,
+                failure.count,
+                failure.wait_s,
             )
 
-    def succeeded(self, connection: Connection) -> None:
-        self._failures.pop(self.client(connection), None)
+    async def succeeded(self, connection: Connection) -> None:
+        await self.state.succeeded(self.client(connection))
 
     # -- dashboard sessions -----------------------------------------------------------
 
-    def open_session(self) -> str:
-        session = secrets.token_urlsafe(32)
-        self._sessions[session] = self._clock() + self._session_s
-        while len(self._sessions) > MAX_TRACKED:
-            self._sessions.popitem(last=False)
-        return session
+    async def open_session(self) -> str:
+        return await self.state.open_session()
 
-    def session_valid(self, session: str | None) -> bool:
-        if not session or not self.token:
-            return False
-        expires = self._sessions.get(session)
-        if expires is None:
-            return False
-        if expires <= self._clock():
-            del self._sessions[session]
-            return False
-        return True
-
-    def close_session(self, session: str | None) -> None:
-        if session:
-            self._sessions.pop(session, None)
+    async def close_session(self, session: str | None) -> None:
+        await self.state.close_session(session)
 
     @property
     def session_max_age_s(self) -> int:
-        return int(self._session_s)
+        return int(self.state.session_s)
 
-    def admits(self, connection: Connection) -> bool:
-        return self.session_valid(connection.cookies.get(COOKIE))
+    async def admits(self, connection: Connection) -> bool:
+        if not self.token:
+            return False
+        return await self.state.session_valid(connection.cookies.get(COOKIE))
 
 
 def research_guard(access: ResearchAccess) -> Guard:
     """A guard admitting calls that send the token as a bearer token or carry a dashboard
-    session; with no token set, the research API is off for everyone."""
+    session; with no token set, the research API is off for everyone. A coroutine: Litestar
+    runs a plain function guard in its thread pool (40 threads), where a burst of requests
+    queues every one of them for seconds."""
 
-    def require_research_token(connection: Connection, _: BaseRouteHandler) -> None:
+    async def require_research_token(connection: Connection, _: BaseRouteHandler) -> None:
         if not access.token:
             raise PermissionDeniedException(OFF_MESSAGE)
-        if access.admits(connection):
+        if await access.admits(connection):
             return
-        access.check_throttle(connection)
+        await access.check_throttle(connection)
         if matches(bearer(connection), access.token):
-            access.succeeded(connection)
+            await access.succeeded(connection)
             return
         if bearer(connection) is not None:
-            access.failed(connection, connection.url.path)
+            await access.failed(connection, connection.url.path)
         raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
 
     return require_research_token

@@ -29,7 +29,7 @@ from entrypoints.http.dashboard import (
 )
 from entrypoints.http.dependencies import dependencies
 from entrypoints.http.envelope import EXCEPTION_HANDLERS
-from entrypoints.http.free_space import FreeSpace, free_space_guard
+from entrypoints.http.free_space import free_space_guard
 from entrypoints.http.jobs import JobsController
 from entrypoints.http.legacy import LegacyController, ping_get, ping_post
 from entrypoints.http.operations import health_live, health_ready, metrics
@@ -61,7 +61,7 @@ def create_app(container: Container | None = None) -> Litestar:
 
     access = ResearchAccess(
         container.research_token(),
-        session_h=settings.dashboard_session_h,
+        state=container.dashboard_access,
         clients=container.client_view(),
     )
     # One guard for everything behind the research token: the API and the dashboard.
@@ -97,7 +97,7 @@ def create_app(container: Container | None = None) -> Litestar:
             **dependencies(container),
             "research_access": Provide(lambda: access, sync_to_thread=False),
         },
-        guards=[free_space_guard(FreeSpace.of(settings))],
+        guards=[free_space_guard(container.free_space)],
         template_config=TemplateConfig(
             directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
         ),

@@ -42,6 +42,7 @@ from entrypoints.http.dashboard_views import (
     prompt_set_views,
     sketches_by_stage,
 )
+from entrypoints.http.free_space import FreeSpace
 from entrypoints.observability.sources import MonitoredAdapters
 from entrypoints.settings import Settings
 
@@ -214,19 +215,19 @@ class DashboardLogin(Controller):
         self, request: AnyRequest, research_access: NamedDependency[ResearchAccess]
     ) -> Response[Any] | Template:
         access = research_access
-        wait = access.retry_after_s(request)
+        wait = await access.retry_after_s(request)
         if wait:
             error = f"too many wrong tokens from this address; try again in {wait} s"
             return _login_page(access, 429, error, headers={"Retry-After": str(wait)})
         form = await request.form()
         if not access.token or not matches(form.get("token"), access.token):
             if access.token:
-                access.failed(request, LOGIN)
+                await access.failed(request, LOGIN)
             return _login_page(access, status=401, error="that is not the research token")
-        access.succeeded(request)
+        await access.succeeded(request)
         cookie = Cookie(
             key=COOKIE,
-            value=access.open_session(),
+            value=await access.open_session(),
             path="/",
             max_age=access.session_max_age_s,
             httponly=True,
@@ -239,7 +240,7 @@ class DashboardLogin(Controller):
     async def logout(
         self, request: AnyRequest, research_access: NamedDependency[ResearchAccess]
     ) -> Response[Any]:
-        research_access.close_session(request.cookies.get(COOKIE))  # the cookie dies here too
+        await research_access.close_session(request.cookies.get(COOKIE))  # the cookie dies here too
         response: Response[Any] = Redirect(LOGIN, status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -265,6 +266,7 @@ class DashboardController(Controller):
         self,
         study_reading: NamedDependency[StudyReading],
         prompt_catalogs: NamedDependency[list[Any]],
+        free_space: NamedDependency[FreeSpace],
     ) -> Template | Response[Any]:
         participants = await study_reading.list_participants.execute()
         recent = await study_reading.list_generations.execute(
@@ -276,6 +278,7 @@ class DashboardController(Controller):
             conditions=condition_counts(participants),
             recent=[generation_view(record) for record in recent],
             prompt_sets=prompt_set_views(prompt_catalogs),
+            disk=free_space.figures(),
         )
 
     @get("/generations", operation_id="dashboardGenerations")
@@ -312,6 +315,7 @@ class DashboardController(Controller):
         run_monitor: NamedDependency[RunMonitor],
         settings: NamedDependency[Settings],
         monitored_adapters: NamedDependency[MonitoredAdapters],
+        free_space: NamedDependency[FreeSpace],
     ) -> Response[Any]:
-        panel = now_panel(run_monitor, settings, monitored_adapters)
+        panel = now_panel(run_monitor, settings, monitored_adapters, free_space.figures())
         return Response(panel, headers={"Cache-Control": "no-store"})

@@ -211,9 +211,10 @@ def prompt_set_views(catalogs: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def now_panel(
-    monitor: RunMonitor, settings: Settings, adapters: MonitoredAdapters
+    monitor: RunMonitor, settings: Settings, adapters: MonitoredAdapters, disk: dict[str, Any]
 ) -> dict[str, Any]:
-    """Runs in flight, the SD pool, the text model's recent errors, the record queue."""
+    """Runs in flight, the SD pool, the text model's recent errors, the record queue, and
+    the data disk's free space (`FreeSpace.figures()`: `low` when saves are refused)."""
     now = datetime.now(UTC)
     stats = adapters.pool_stats()
     writer = adapters.record_queue()
@@ -261,4 +262,5 @@ def now_panel(
             "endpoints": adapters.endpoint_stats(),
         },
         "records": ({"queue": writer.depth(), "failures": writer.failures()} if writer else None),
+        "disk": disk,
     }

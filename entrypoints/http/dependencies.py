@@ -47,5 +47,6 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "monitored_adapters",
             "run_monitor",
             "prompt_catalogs",
+            "free_space",
         )
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
@@ -121,12 +121,27 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         message = f"method {request.method} not allowed on {request.url.path}"
     elif status == 413:
         message = "body: request body is larger than INSPILOT_MAX_BODY_MB allows"
+    elif isinstance(exc, ValidationException) and (named := _named_problems(exc.extra)):
+        message = named
     else:
         message = str(exc.detail)
     code = CODE_INVALID if status < 500 else CODE_INTERNAL
     return envelope(
         success=False, code=code, message=message, status_code=status, headers=exc.headers
     )
+
+
+def _named_problems(extra: Any) -> str | None:
+    """Litestar's parameter checks as `field: rule` (its own message names neither:
+    "Validation failed for GET /api/v1/export?since=x")."""
+    if not isinstance(extra, list):
+        return None
+    named = [
+        f"{problem['key']}: {problem.get('message') or 'invalid value'}"
+        for problem in extra
+        if isinstance(problem, dict) and problem.get("key")
+    ]
+    return "; ".join(named) or None
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

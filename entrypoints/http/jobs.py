@@ -16,14 +16,13 @@ import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar.response import ServerSentEvent
+from litestar.response import Stream
 from litestar.response.sse import ServerSentEventMessage
 
 from application.attribution import RunContexts
 from application.generation_run import ModelGateway
 from application.job_board import RemoteJob
 from application.jobs import Job, JobService
-from application.pipeline import pictures_of
 from application.use_cases.research import GetGenerationImage
 from domain.errors import NotFound
 from domain.experiment import Roster, check_username
@@ -124,7 +123,10 @@ def present_job(job: AnyJob) -> JobOut:
     events_url, result_url = _urls(job)
     result = error = None
     if job.status is JobStatus.DONE:
-        result = job.result_view if isinstance(job, RemoteJob) else _result(job)
+        # Kept presented (its pictures in the store), or whole where no store took them.
+        result = (
+            _result(job) if isinstance(job, Job) and job.result is not None else job.result_view
+        )
     if job.status is JobStatus.FAILED and job.error is not None:
         error = JobError(*error_code_and_message(job.error))
     return JobOut(
@@ -162,10 +164,21 @@ def event_message(job: AnyJob, event: JobEvent) -> tuple[str, dict[str, Any]]:
     return "cancelled", ending
 
 
-async def _stream(job: AnyJob) -> AsyncIterator[ServerSentEventMessage]:
+_EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""What Litestar's ServerSentEvent sets: no cache, no proxy buffering."""
+
+
+async def _stream(job: AnyJob) -> AsyncIterator[bytes]:
     async for event in job.follow():
         name, data = event_message(job, event)
-        yield ServerSentEventMessage(data=_encoder.encode(data).decode(), event=name)
+        yield ServerSentEventMessage(data=_encoder.encode(data).decode(), event=name).encode()
+
+
+def _event_stream(job: AnyJob) -> Stream:
+    """The job's events as `text/event-stream`. Not Litestar's ServerSentEvent: it starts
+    every stream with a hop to its 40-thread pool, so 5,000 followers arriving at once
+    queued each other (and /ping behind them) for seconds."""
+    return Stream(_stream(job), media_type="text/event-stream", headers=_EVENT_STREAM_HEADERS)
 
 
 def _decode_job(body: bytes) -> Any:
@@ -235,12 +248,10 @@ class JobsController(Controller):
         return envelope(present_job(await jobs.cancel(job_id)))
 
     @get("/{job_id:str}/events", operation_id="followJob", media_type="text/event-stream")
-    async def events(
-        self, job_id: FromPath[str], jobs: NamedDependency[JobService]
-    ) -> ServerSentEvent:
+    async def events(self, job_id: FromPath[str], jobs: NamedDependency[JobService]) -> Stream:
         """Server-Sent Events from the first: `step`, `image`, then one of `done`, `failed`
         or `cancelled`, after which the stream ends."""
-        return ServerSentEvent(_stream(await jobs.find(job_id)))
+        return _event_stream(await jobs.find(job_id))
 
     @get(
         "/{job_id:str}/images/{step_id:str}",
@@ -256,12 +267,10 @@ class JobsController(Controller):
     ) -> Response[bytes]:
         """One picture of a finished job."""
         job = await jobs.find(job_id)
-        picture: bytes | None = None
-        if isinstance(job, RemoteJob) and job.status is JobStatus.DONE:
-            # Its run's record holds the pictures (written moments after the job ended).
+        picture = await jobs.picture(job, step_id)
+        if picture is None and isinstance(job, RemoteJob) and job.status is JobStatus.DONE:
+            # A replica that kept no references (an older version): its run's record.
             picture = await get_generation_image.execute(job.generation_id, step_id)
-        elif isinstance(job, Job) and job.status is JobStatus.DONE and job.result is not None:
-            picture = pictures_of(job.result).get(step_id)
         if picture is None:
             raise NotFound(f"image: no image '{step_id}' in job '{job_id}'")
         return Response(bytes(picture), media_type=sniff_image_type(picture) or "image/png")

@@ -109,6 +109,7 @@ class Readiness:
     as its loader, so a template that cannot be loaded is a failed check, not an error."""
 
     settings: Settings
+    free_space: FreeSpace
     repository: ExperimentRepository
     load_prompts: Callable[[], Iterable[object]]
     images: object
@@ -116,7 +117,7 @@ class Readiness:
     async def check(self) -> tuple[bool, dict[str, Check]]:
         checks = {
             "storage": await check_storage(self.repository),
-            "disk": Check(*FreeSpace.of(self.settings).describe()),
+            "disk": Check(*self.free_space.describe()),
             "prompts": check_prompts(self.load_prompts),
             "sd": check_sd(self.settings, self.images),
             "text": check_text(self.settings),

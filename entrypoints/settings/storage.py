@@ -35,7 +35,8 @@ class StorageSettings:
     record_queue_max: int = _setting(
         "256",
         _positive_int,
-        "Generation records waiting to be written; when full, new generations wait.",
+        "Generation records held for writing (queued or being written), never more; "
+        "when full, new generations wait.",
     )
     min_free_mb: int = _setting(
         "1024",

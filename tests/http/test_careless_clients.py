@@ -95,3 +95,22 @@ def test_a_design_task_over_its_limit_is_a_400_naming_the_field_and_nothing_chan
         assert reply["message"].startswith("data.designTask: must be at most 100 characters")
         session = client.post("/paint/start", json={"username": "p1"}).json()["data"]
     assert session["designTask"] == "kept"
+
+
+def test_a_query_parameter_of_the_wrong_type_is_a_400_naming_the_parameter() -> None:
+    container = build_container(memory_settings(INSPILOT_RESEARCH_TOKEN="careless"))
+    bearer = {"Authorization": "Bearer careless"}
+    with TestClient(create_app(container)) as client:
+        for path, field in (
+            ("/api/v1/export?since=last-tuesday", "since"),
+            ("/api/v1/export?until=2025-13-01", "until"),
+            ("/api/v1/generations?limit=many", "limit"),
+        ):
+            reply = client.get(path, headers=bearer)
+            body = reply.json()
+            assert reply.status_code == 400 and body["code"] == 1, body
+            # Litestar's own message was "Validation failed for GET <path>": no field, no rule.
+            assert (
+                body["message"].startswith(f"{field}: ")
+                and "Validation failed" not in body["message"]
+            ), body

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 from litestar.testing import TestClient
 
 from application.monitoring import RunMonitor
@@ -15,6 +17,7 @@ from application.ports import RunStarted
 from domain.generation import GenerationRecord, Outcome, Pipeline, TextStep
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
+from entrypoints.http.free_space import FreeSpace
 from tests.http.conftest import SKETCH, memory_settings
 
 TOKEN = "dash-secret"
@@ -117,6 +120,48 @@ def test_the_now_panel_shows_runs_in_flight_and_recent_text_errors(
     ]
     assert now["sd"] == {"backend": "demo", "queue": 0, "instances": []}
     assert now["records"] == {"queue": 0, "failures": 0}  # the RecordWriter's queue
+
+
+DISK_BANNER = re.compile(r'<p class="alert" id="disk-low" role="alert"( hidden)?>')
+
+
+def _warned(page: str) -> bool:
+    banner = DISK_BANNER.search(page)
+    assert banner is not None, "the page has no disk banner"
+    return banner[1] is None
+
+
+def test_the_free_space_is_on_the_dashboard_and_a_disk_below_the_floor_is_a_warning() -> None:
+    free_mb = [5000]
+    container = build_container(
+        memory_settings(INSPILOT_RESEARCH_TOKEN=TOKEN, INSPILOT_MIN_FREE_MB="1024")
+    )
+    disk = FreeSpace("/data-disk", 1024, measure=lambda _: free_mb[0])
+    container.free_space.override(providers.Object(disk))
+    save = {"username": "p01", "data": {"designTask": "厨房"}}
+    with TestClient(create_app(container)) as client:
+        client.post("/paint/start", json={"username": "p01"})
+        _log_in(client)
+        page = client.get("/dashboard").text
+        assert "5000 MB free on the data disk (floor 1024 MB)" in page
+        assert not _warned(page)
+        now = client.get("/dashboard/now.json").json()["disk"]
+        assert (now["free_mb"], now["floor_mb"], now["low"]) == (5000, 1024, False)
+
+        free_mb[0] = 300
+        page = client.get("/dashboard").text
+        assert _warned(page)
+        assert "300 MB free on the data disk (floor 1024 MB); saves and generations" in page
+        now = client.get("/dashboard/now.json").json()["disk"]
+        assert (now["free_mb"], now["low"]) == (300, True) and "refused" in now["detail"]
+        # The same reading refuses saves and fails readiness.
+        assert client.post("/paint/save", json=save).status_code == 507
+        assert client.get("/health/ready").json()["checks"]["disk"]["ok"] is False
+
+        free_mb[0] = 2000  # space freed: no restart
+        assert not _warned(client.get("/dashboard").text)
+        assert client.get("/dashboard/now.json").json()["disk"]["low"] is False
+        assert client.post("/paint/save", json=save).status_code == 200
 
 
 def test_a_generation_shows_on_the_participants_page_and_in_the_list(

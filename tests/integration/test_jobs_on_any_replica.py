@@ -4,6 +4,7 @@ every replica; a replica that stops beating has its running jobs failed and reco
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -166,3 +167,37 @@ def test_a_dead_replicas_running_jobs_are_failed_and_recorded(replicas: Replicas
     _wait(lambda: _record(b, job["generationId"]) is not None, 10, "not recorded")
     record = _record(b, job["generationId"])
     assert record["outcome"] == "failed" and "replica" in record["error"]
+
+
+def test_a_finished_jobs_pictures_read_on_another_replica_before_its_record(
+    replicas: Replicas,
+) -> None:
+    """The pictures go to the blob store before the job says done: B reads them at once,
+    though A's record queue is slow (once, B answered 404 until the record was written)."""
+    (app_a, a), (_, b) = replicas(2, INSPILOT_DEMO_TEXT_LATENCY_S="0")
+    store_a = app_a.state.container.store()
+    write_record = store_a.add_generation
+
+    async def slow_record(record: Any) -> None:
+        await asyncio.sleep(4)
+        await write_record(record)
+
+    store_a.add_generation = slow_record
+    job = _data(httpx.post(f"{a}{JOBS}", json=BODY), 202)
+    _wait(lambda: _data(httpx.get(f"{b}{JOBS}/{job['id']}"))["status"] == "done", 20, "done")
+    there = _data(httpx.get(f"{b}{JOBS}/{job['id']}"))
+    items = [item for creative in there["result"]["result"] for item in creative["items"]]
+    pictures = [item["image"] for item in items if item["image"]]
+    assert pictures
+    read = [httpx.get(f"{b}{picture}") for picture in pictures]
+    assert _record(b, job["generationId"]) is None, "the record was not slow enough to tell"
+    assert [reply.status_code for reply in read] == [200] * len(pictures)
+    assert all(reply.content.startswith(b"\x89PNG") for reply in read)
+    _wait(lambda: _record(b, job["generationId"]) is not None, 15, "not recorded")
+    for picture, reply in zip(pictures, read, strict=True):
+        step = picture.rsplit("/", 1)[1]
+        stored = httpx.get(
+            f"{b}/api/v1/generations/{job['generationId']}/images/{step}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert stored.status_code == 200 and stored.content == reply.content

@@ -222,6 +222,21 @@ async def test_identical_pictures_are_stored_once(
     assert await mongo_repository.get_image(second.id, second.image_steps[0].id) == picture
 
 
+async def test_a_jobs_pictures_are_blobs_its_record_then_reuses(
+    mongo_repository: MongoExperimentRepository, raw_db: Db
+) -> None:
+    picture = os.urandom(1_700_000)
+    refs = await mongo_repository.keep_pictures({"scene": picture})
+    assert await file_ids(raw_db) == {refs["scene"]}
+    assert await mongo_repository.load_picture(refs["scene"]) == picture
+    assert await mongo_repository.load_picture("0" * 64) is None
+    # The record of the same run, written after, stores nothing twice and keeps it swept-safe.
+    record = generation(image=picture)
+    await mongo_repository.add_generation(record)
+    assert await file_ids(raw_db) == {refs["scene"]}
+    assert await mongo_repository._referenced([refs["scene"]]) == {refs["scene"]}
+
+
 async def test_blobs_past_8_mb_go_to_gridfs_and_come_back(
     mongo_repository: MongoExperimentRepository, raw_db: Db
 ) -> None:

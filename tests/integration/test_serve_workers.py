@@ -17,7 +17,7 @@ from pymongo import MongoClient
 
 from adapters.embedded_mongo import running_server_uri
 from tests.fakes.sdapi_server import fake_sd_instances
-from tests.integration.test_cli_serve import SCHEME, serving
+from tests.integration.test_cli_serve import SCHEME, TOKEN, serving
 
 # Slow: `inspilot serve --workers` as a subprocess.
 pytestmark = pytest.mark.slow
@@ -94,6 +94,14 @@ def test_two_workers_share_one_database_and_one_sd_ledger(tmp_path: Path) -> Non
             replicas = client["inspilot"]["sd_replicas"].count_documents({})
         assert {doc["_id"] for doc in ledger} == {server.url for server in sd}
         assert replicas == 2  # each worker takes its slots through the ledger
+        # A dashboard login is kept in the database, so whichever worker a new
+        # connection reaches honours it.
+        login = httpx.post(f"{url}/dashboard/login", data={"token": TOKEN})
+        session = {"inspilot_research": login.cookies["inspilot_research"]}
+        replies = [httpx.get(f"{url}/api/v1/generations", cookies=session) for _ in range(12)]
+        assert {reply.status_code for reply in replies} == {200}
+        with MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+            assert client["inspilot"]["dashboard_sessions"].count_documents({}) == 1
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

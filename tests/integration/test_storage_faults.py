@@ -13,11 +13,13 @@ import pytest
 from dependency_injector import providers
 from litestar.testing import TestClient
 
+from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.memory_repository import InMemoryExperimentRepository
 from domain.errors import StorageError
 from domain.experiment import Experiment
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
+from entrypoints.observability.logs import RequestIdFilter
 from entrypoints.settings import Settings
 
 pytest.importorskip("secantus")
@@ -129,3 +131,41 @@ def test_a_floor_above_the_disk_refuses_saves_on_the_embedded_store(tmp_path: Pa
         assert (
             client.post("/paint/start", json={"username": "p1"}).json()["data"]["designTask"] == ""
         )
+
+
+@pytest.mark.slow  # the embedded MongoDB-wire server
+def test_a_lost_database_is_a_503_naming_storage_without_its_address_or_the_driver_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = EmbeddedMongoProcess(str(tmp_path / "db"))
+    uri = server.start()
+    address = uri.split("//", 1)[1].split("/", 1)[0]  # host:port
+    settings = Settings.load(
+        {
+            "INSPILOT_STORAGE_BACKEND": "mongodb",
+            "INSPILOT_MONGODB_URI": uri,
+            "INSPILOT_MONGODB_TIMEOUT_MS": "500",
+        }
+    )
+    caplog.handler.addFilter(RequestIdFilter())  # as the service's log handler does
+    try:
+        with TestClient(create_app(build_container(settings))) as client:
+            assert client.post("/paint/start", json={"username": "p1"}).status_code == 200
+            server.stop()
+            for call in (
+                lambda: client.post("/paint/start", json={"username": "p1"}),
+                lambda: _save(client, "lost"),
+            ):
+                caplog.clear()
+                reply = call()
+                body = reply.json()
+                assert reply.status_code == 503 and body["code"] == 3, body
+                assert body["message"].startswith("storage: "), body
+                assert address not in body["message"] and "Timeout" not in body["message"], body
+                # The driver's words go to the log, with the request id.
+                request_id = reply.headers["x-request-id"]
+                logged = [r for r in caplog.records if address in r.getMessage()]
+                ids = [getattr(r, "request_id", None) for r in logged]
+                assert logged and all(found == request_id for found in ids), (request_id, ids)
+    finally:
+        server.stop()

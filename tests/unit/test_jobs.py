@@ -11,6 +11,7 @@ import pytest
 
 from application.generation_run import ModelGateway
 from application.jobs import JobService
+from application.pipeline import pictures_of
 from application.use_cases.rapid_divergence import (
     GenerateRapidDivergence,
     RapidDivergenceCommand,
@@ -134,3 +135,64 @@ async def test_the_jobs_held_are_capped_oldest_finished_first() -> None:
     for job in running:
         [event async for event in job.follow()]
     await jobs.close()
+
+
+@dataclass
+class PictureShelf:
+    """A picture store in a dict; notes whether the job had ended when it was given them."""
+
+    jobs: list[Any] = field(default_factory=list)
+    kept: dict[str, bytes] = field(default_factory=dict)
+    ended_when_kept: list[bool] = field(default_factory=list)
+
+    async def keep_pictures(self, pictures: Any) -> dict[str, str]:
+        self.ended_when_kept.extend(job.status.finished for job in self.jobs)
+        refs = {step: f"ref-{step}" for step in pictures}
+        self.kept.update({refs[step]: data for step, data in pictures.items()})
+        return refs
+
+    async def load_picture(self, ref: str) -> bytes | None:
+        return self.kept.get(ref)
+
+
+async def test_a_done_jobs_pictures_are_in_the_store_not_in_memory(
+    gateway: ModelGateway,
+) -> None:
+    shelf = PictureShelf()
+    jobs = JobService(
+        SettableClock(), ttl_s=60, per_user=1, pictures=shelf, present=lambda job: "presented"
+    )
+    use_case = GenerateRapidDivergence(gateway)
+    job = jobs.submit(
+        Pipeline.RAPID_DIVERGENCE,
+        "u",
+        lambda progress: use_case.execute(RapidDivergenceCommand("t", 2), progress),
+    )
+    shelf.jobs.append(job)
+    [event async for event in job.follow()]
+    assert job.status is JobStatus.DONE
+    # Kept before the job said done; only references and the presented form stay here.
+    assert shelf.ended_when_kept == [False]
+    assert len(shelf.kept) == 2 and all(data for data in shelf.kept.values())
+    assert job.result is None and job.result_view == "presented"
+    assert set(job.pictures.values()) == set(shelf.kept)
+    for step, ref in job.pictures.items():
+        assert await jobs.picture(job, step) is shelf.kept[ref]
+    assert await jobs.picture(job, "no-such-step") is None
+    await jobs.close()
+
+
+async def test_without_a_store_a_done_job_keeps_its_pictures_readable(
+    gateway: ModelGateway,
+) -> None:
+    jobs = JobService(SettableClock(), ttl_s=60, per_user=1, present=lambda job: "presented")
+    use_case = GenerateRapidDivergence(gateway)
+    job = jobs.submit(
+        Pipeline.RAPID_DIVERGENCE,
+        None,
+        lambda progress: use_case.execute(RapidDivergenceCommand("t", 1), progress),
+    )
+    [event async for event in job.follow()]
+    assert job.result is not None and not job.pictures
+    [(step, data)] = pictures_of(job.result).items()
+    assert await jobs.picture(job, step) is data

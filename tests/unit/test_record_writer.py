@@ -12,11 +12,14 @@ import pytest
 from adapters.filesystem_prompts import FilesystemPromptCatalog
 from adapters.memory_repository import InMemoryExperimentRepository
 from application.generation_run import ModelGateway
+from application.job_board import JobView, OrphanRecorder
 from application.record_writer import RecordWriter
 from application.use_cases.rapid_divergence import GenerateRapidDivergence, RapidDivergenceCommand
+from domain.attribution import AttributedBy, Attribution
 from domain.errors import ModelUnavailable, StorageError
 from domain.experiment import Experiment
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline
+from domain.progress import JobStatus
 from tests.unit.fakes import FakeImageGenerator, RecordingTextGenerator, TickingClock
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -48,7 +51,7 @@ class GatedStore(InMemoryExperimentRepository):
         return sorted(self._generations)
 
 
-def record(n: int, username: str = "ana") -> GenerationRecord:
+def record(n: int, username: str | None = "ana") -> GenerationRecord:
     started = T0 + timedelta(seconds=n)
     return GenerationRecord(
         pipeline=Pipeline.RAPID_DIVERGENCE,
@@ -95,16 +98,16 @@ async def test_a_full_queue_makes_new_generations_wait_and_drops_nothing(
     writer: RecordWriter, store: GatedStore
 ) -> None:
     store.gate.clear()
-    for n in range(3):  # one being written, two queued: the queue is full
-        await writer.add_generation(record(n))
+    for n in range(2):  # one being written, one queued: the writer is full
+        await asyncio.wait_for(writer.add_generation(record(n)), 1)
         await asyncio.sleep(0)
-    blocked = asyncio.create_task(writer.add_generation(record(3)))
+    blocked = asyncio.create_task(writer.add_generation(record(2)))
     await asyncio.sleep(0.05)
     assert not blocked.done()
     store.gate.set()
     await asyncio.wait_for(blocked, 1)
     assert await writer.flush(1)
-    assert store.stored() == ["r0", "r1", "r2", "r3"]
+    assert store.stored() == ["r0", "r1", "r2"]
 
 
 async def test_storage_failures_are_retried_logged_and_counted(
@@ -171,3 +174,55 @@ async def test_a_storage_outage_never_fails_a_generation_nor_hides_a_model_error
         await writer.close()
     outcomes = sorted(r.outcome.value for r in await store.list_generations())
     assert outcomes == ["failed", "succeeded"]
+
+
+async def test_the_writer_never_holds_more_records_than_queue_max(
+    writer: RecordWriter, store: GatedStore
+) -> None:
+    """Queued, being written, re-queued by an attribution, waiting for room, recorded for
+    a dead replica's job: the writer holds at most `queue_max` (2) records at any moment."""
+    store.gate.clear()
+    held: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            held.append(writer.depth())
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    adds = [asyncio.create_task(writer.add_generation(record(n, None))) for n in range(6)]
+    orphan = JobView(
+        id="j1",
+        generation_id="orphan",
+        pipeline=Pipeline.RAPID_DIVERGENCE,
+        username="ana",
+        created_at=T0,
+        status=JobStatus.FAILED,
+        replica="gone",
+        finished_at=T0,
+    )
+    adds.append(asyncio.create_task(OrphanRecorder(writer, TickingClock())(orphan)))
+    await asyncio.sleep(0.05)
+    for n in range(6):
+        await writer.attribute_generation(
+            f"r{n}", Attribution("ana", AttributedBy.SKETCH, T0 + timedelta(seconds=n))
+        )
+    await asyncio.sleep(0.05)
+    assert writer.depth() == 2 and sum(not add.done() for add in adds) == 5
+    store.gate.set()
+    await asyncio.wait_for(asyncio.gather(*adds), 2)
+    assert await writer.flush(2)
+    watcher.cancel()
+    assert max(held) == 2, f"the writer held {max(held)} records, queue_max is 2"
+    assert store.stored() == ["orphan", *(f"r{n}" for n in range(6))]
+
+
+async def test_a_record_after_shutdown_is_named_in_the_log_not_held(
+    store: GatedStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = RecordWriter(store, queue_max=2, workers=1)
+    await writer.start()
+    await writer.close()
+    await asyncio.wait_for(writer.add_generation(record(5)), 1)
+    assert writer.depth() == 0
+    assert any("r5" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
