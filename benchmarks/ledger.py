@@ -83,7 +83,7 @@ async def cost(uri: str, cycles: int) -> tuple[list[float], list[float]]:
             instance = await ledger.acquire(time.monotonic() + 10)
             took = time.perf_counter()
             instance.busy -= 1
-            await ledger._pass_on(instance, ledger._held[instance].pop())
+            await ledger.pass_on(instance, ledger._held[instance].pop())
             takes.append(took - began)
             gives.append(time.perf_counter() - took)
     finally:
