@@ -28,8 +28,6 @@ from pymongo.errors import BulkWriteError, OperationFailure
 _NO_CHANGE_STREAMS = 40573
 
 Doc = dict[str, Any]
-# Free instances read to pick one from: enough that concurrent takers rarely collide.
-_CANDIDATES = 32
 # Instances within this share of the fastest render time count as equally fast.
 _EQUAL_SPEED = 0.15
 
@@ -109,14 +107,15 @@ class LedgerDocuments:
     async def take(self, lease: str, job: str, lease_s: float) -> Doc | None:
         """A free slot on a healthy instance, the fastest (a random one among equals).
 
-        Read the free instances, then take one with an update that re-checks it is
+        Read the free instances (all of them: the first few in index order would be the
+        same few for every taker), then take one with an update that re-checks it is
         free. One `find_one_and_update` sorted the same way for every replica made
         concurrent takers all aim at the same document: each lost race re-ran the
         sorted scan, and 100 replicas' takes at once cost seconds each (measured).
         """
         query = self._ours({"free": {"$gt": 0}, "healthy": True})
         while True:
-            free = await self.instances.find(query, {"render_s": 1}).limit(_CANDIDATES).to_list()
+            free = await self.instances.find(query, {"render_s": 1}).to_list()
             if not free:
                 return None
             pick = _fastest(free)

@@ -269,8 +269,10 @@ async def test_a_job_waits_for_a_clearly_faster_instance_busy_on_another_replica
 ) -> None:
     """The pool's scheduling rule across replicas: render times are shared through the
     ledger, so no replica starts a job on a slow instance a busy fast one finishes sooner."""
-    fast, slow = servers(2, latency_s=0.1)
-    slow.knobs.latency_s = 0.6
+    # Long enough that a loaded machine's slow ledger reads do not make the fast render
+    # look overdue (twice its estimate), when the rule stops counting on it.
+    fast, slow = servers(2, latency_s=0.4)
+    slow.knobs.latency_s = 2.0
     urls = [fast.url, slow.url]
     async with replica(urls) as a, replica(urls) as b:
         await asyncio.gather(*(a.generate(ImageRequest(prompt="warm-up")) for _ in range(2)))
@@ -278,7 +280,7 @@ async def test_a_job_waits_for_a_clearly_faster_instance_busy_on_another_replica
         await _learn_render_times(ledger_of(b))
         first = asyncio.create_task(a.generate(ImageRequest(prompt="a0")))
         await eventually(lambda: fast.counters.requests == 2)
-        # fast, fast, fast ends by ~0.3 s; any job on the slow one would end at ~0.6 s.
+        # fast, fast, fast ends by ~1.2 s; any job on the slow one would end at ~2 s.
         images = await asyncio.gather(
             first, *((b, a)[n % 2].generate(ImageRequest(prompt=f"x{n}")) for n in range(2))
         )
