@@ -140,6 +140,8 @@ def _serve(args: argparse.Namespace) -> int:
             # requests past the cap, so granian admits a few more than the cap to let it.
             http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
             backpressure=connection_cap(settings.max_connections, after) + SLACK_REQUESTS,
+            # Thousands of clients connecting at once wait in this queue, not refused.
+            backlog=settings.listen_backlog,
             # Last resort only: the app ends its streams and bodies on SIGTERM by itself.
             workers_kill_timeout=math.ceil(settings.shutdown_grace_s) + 5,
             log_level=LogLevels(settings.log_level.lower()),

@@ -8,8 +8,9 @@ binary field stays flat (~180 MB/s). A 1.7 MB SDXL picture is one document here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,12 @@ _SWEEP_STATE = "blob-sweep"
 _SWEEP_BATCH = 500
 # Large-blob downloads in flight per call.
 _CONCURRENCY = 8
+# Blob bytes in one insert message (pymongo would send up to 48 MB), and in flight to
+# the server from this process at once, whoever writes: the embedded server copies each
+# message through Python several times over, so 20 concurrent 60 MB saves in 48 MB
+# messages drove it far past its cache. Measured in benchmarks/memory_pressure.py.
+WRITE_BATCH = 8 * 1024 * 1024
+WRITES_IN_FLIGHT = 32 * 1024 * 1024
 
 Referenced = Callable[[list[str]], Awaitable[set[str]]]
 
@@ -47,6 +54,44 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _batches(blobs: list[Blob], most: int) -> Iterator[list[Blob]]:
+    """Consecutive batches of at most `most` bytes (a larger blob goes alone)."""
+    batch: list[Blob] = []
+    size = 0
+    for blob in blobs:
+        if batch and size + len(blob.data) > most:
+            yield batch
+            batch, size = [], 0
+        batch.append(blob)
+        size += len(blob.data)
+    if batch:
+        yield batch
+
+
+class ByteBudget:
+    """At most `limit` bytes held at once by all holders; a larger holder waits for all."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self.most_used = 0  # for tests and benchmarks
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self._limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._used + size <= self._limit)
+            self._used += size
+            self.most_used = max(self.most_used, self._used)
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._used -= size
+                self._changed.notify_all()
+
+
 class BlobStore:
     """`blobs` documents `{_id: sha256, size, kind, touched_at, data | gridfs}`.
 
@@ -57,7 +102,8 @@ class BlobStore:
     running meanwhile sees a recent `touched_at` and keeps it.
     """
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], writes_in_flight: int = WRITES_IN_FLIGHT) -> None:
+        self._writing = ByteBudget(writes_in_flight)
         self._blobs = db[COLLECTION]
         self._state = db["storage_state"]
         self._bucket = AsyncGridFSBucket(db, bucket_name=BUCKET)
@@ -81,30 +127,37 @@ class BlobStore:
         missing = [blob for sha, blob in unique.items() if sha not in present]
         small = [blob for blob in missing if len(blob.data) <= DOCUMENT_MAX]
         large = [blob for blob in missing if len(blob.data) > DOCUMENT_MAX]
-        if small:
-            documents = [
-                {
-                    "_id": blob.sha,
-                    "size": len(blob.data),
-                    "kind": blob.kind,
-                    "touched_at": now,
-                    "data": Binary(blob.data),
-                }
-                for blob in small
-            ]
-            try:
-                await self._blobs.insert_many(documents, ordered=False)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(error.get("code") != _DUPLICATE_KEY for error in errors):
-                    raise
-                # Another writer stored the same content first: theirs is identical.
-                duplicates |= {documents[error["index"]]["_id"] for error in errors}
+        for batch in _batches(small, WRITE_BATCH):
+            async with self._writing.hold(sum(len(blob.data) for blob in batch)):
+                duplicates |= await self._insert(batch, now)
         for blob in large:
-            if not await self._store_large(blob, now):
-                duplicates.add(blob.sha)
+            async with self._writing.hold(len(blob.data)):
+                if not await self._store_large(blob, now):
+                    duplicates.add(blob.sha)
         if duplicates:
             await self.touch(duplicates)
+
+    async def _insert(self, batch: list[Blob], now: datetime) -> set[str]:
+        """One insert message; the shas another writer had stored first."""
+        documents = [
+            {
+                "_id": blob.sha,
+                "size": len(blob.data),
+                "kind": blob.kind,
+                "touched_at": now,
+                "data": Binary(blob.data),
+            }
+            for blob in batch
+        ]
+        try:
+            await self._blobs.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                raise
+            # Another writer stored the same content first: theirs is identical.
+            return {documents[error["index"]]["_id"] for error in errors}
+        return set()
 
     async def _store_large(self, blob: Blob, now: datetime) -> bool:
         file_id = await self._bucket.upload_from_stream(blob.sha, blob.data)

@@ -48,6 +48,14 @@ class Failure:
     retry_after_s: float | None = None
     # What the endpoint's call counters show: finer than `kind`, which drives the errors.
     outcome: str = "client_error"
+    # The library's own words (exception class and text): for the log, never for the client,
+    # whose message names the part and what went wrong, not addresses or driver dumps.
+    detail: str = ""
+
+    @property
+    def logged(self) -> str:
+        """The reason with the library's detail, for log lines."""
+        return f"{self.reason} [{self.detail}]" if self.detail else self.reason
 
     @property
     def asks_to_wait(self) -> bool:
@@ -79,14 +87,20 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, CredentialUnavailable):
         return Failure("config", f"no Entra ID token: {exc}", False, outcome="config_error")
     if isinstance(exc, openai.APIConnectionError):
-        reason = f"cannot connect ({_cause(exc)})"
-        return Failure("unavailable", reason, retryable=True, outcome="connection_error")
+        return Failure(
+            "unavailable",
+            "cannot connect",
+            retryable=True,
+            outcome="connection_error",
+            detail=_cause(exc),
+        )
     if isinstance(exc, openai.APIStatusError):
         return _classify_status(exc)
     if isinstance(exc, openai.APIResponseValidationError):
         reason = "the reply did not have the chat-completion shape"
         return Failure("invalid", reason, retryable=False, outcome="invalid_answer")
-    return Failure("refused", f"the SDK failed: {type(exc).__name__}: {exc}", retryable=False)
+    detail = scrub(f"{type(exc).__name__}: {exc}", limit=200)
+    return Failure("refused", "the OpenAI library failed", retryable=False, detail=detail)
 
 
 def _classify_status(exc: openai.APIStatusError) -> Failure:

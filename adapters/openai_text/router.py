@@ -156,7 +156,7 @@ class Router:
                 log.warning(
                     "text endpoint '%s' failed its probe (%s); cooling down %.1fs more",
                     endpoint.name,
-                    failure.reason,
+                    failure.logged,
                     length,
                 )
             else:

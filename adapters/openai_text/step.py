@@ -141,7 +141,7 @@ class StepCall:
             self._outage = failure
         healthy = [e for e in capable if e.health.healthy]
         if any(e.name not in self._failed_here for e in healthy):
-            log.info("%s: %s; trying another endpoint", self._where, failure.reason)
+            log.info("%s: %s; trying another endpoint", self._where, failure.logged)
             return
         if not healthy:
             return  # every one is cooling down: run() decides whether this step may wait
@@ -157,7 +157,7 @@ class StepCall:
         log.warning(
             "%s: %s; retry %d in %.2fs (%.1fs left)",
             self._where,
-            failure.reason,
+            failure.logged,
             self._attempts,
             delay,
             remaining,
@@ -185,7 +185,7 @@ class StepCall:
         raise self._error(self._past_deadline(resume_in))
 
     def _error(self, failure: Failure) -> ModelError:
-        log.warning("%s failed: %s", self._where, failure.reason)
+        log.warning("%s failed: %s", self._where, failure.logged)
         return failure.to_error(self._where, self._attempts, self._loop.time() - self._started)
 
     def _timeout_failure(self, *, queued: bool) -> Failure:

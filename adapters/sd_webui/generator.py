@@ -99,7 +99,10 @@ class SdWebUIImageGenerator(ImageGenerator):
         urls = [endpoint.url for endpoint in endpoints]
         if len(set(urls)) != len(urls):
             raise ValueError(f"an instance is listed twice: {urls}")
-        self._instances = [Instance(endpoint, slots_per_instance) for endpoint in endpoints]
+        self._instances = [
+            Instance(endpoint, slots_per_instance, number=number)
+            for number, endpoint in enumerate(endpoints, start=1)
+        ]
         # One process: the slots live here. Several replicas: in MongoDB (ledger.py).
         make_pool = SlotPool if ledger is None else partial(MongoSlotLedger, ledger=ledger)
         self._pool: SlotPool = make_pool(
@@ -226,7 +229,7 @@ class SdWebUIImageGenerator(ImageGenerator):
             except TimeoutError:
                 return self._timed_out(render, post, budget_s)
             except TransportError as exc:
-                return self._suspect(instance, str(exc))
+                return self._suspect(instance, "the connection failed", detail=str(exc))
             return await self._classify(render, response, request, seed)
         except asyncio.CancelledError:
             instance.cancelled += 1
@@ -248,7 +251,7 @@ class SdWebUIImageGenerator(ImageGenerator):
         if budget_s < self._timeout_s:
             # The job ran out of time, not the instance: do not cool it down.
             self._pool.record_failure(instance, reason)
-            return _Failure(f"{instance.url}: {reason}", timed_out=True)
+            return _Failure(f"{instance.label}: {reason}", timed_out=True)
         return self._suspect(instance, reason, timed_out=True)
 
     async def _classify(
@@ -261,11 +264,11 @@ class SdWebUIImageGenerator(ImageGenerator):
             return self._suspect(instance, f"HTTP {response.status} {detail}".strip())
         if response.status != 200:
             reason = (
-                f"{instance.url} refused the request: HTTP {response.status} "
-                f"{error_detail(response.content)}"
+                f"refused the request: HTTP {response.status} {error_detail(response.content)}"
             ).strip()
             self._pool.record_failure(instance, reason)
-            raise ModelError(reason)
+            logger.warning("SD instance %s %s", instance.url, reason)
+            raise ModelError(f"{instance.label} {reason}")
         render.answered(response.status)
         assert render.render_s is not None
         try:
@@ -275,6 +278,7 @@ class SdWebUIImageGenerator(ImageGenerator):
                 parse_reply,
                 response.content,
                 instance=instance.url,
+                label=instance.label,
                 seed=seed,
                 checkpoint=request.checkpoint,
             )
@@ -284,11 +288,15 @@ class SdWebUIImageGenerator(ImageGenerator):
         self._pool.record_success(instance, render.render_s)
         return image
 
-    def _suspect(self, instance: Instance, reason: str, *, timed_out: bool = False) -> _Failure:
-        """Cool the instance down; the caller retries the job elsewhere."""
+    def _suspect(
+        self, instance: Instance, reason: str, *, timed_out: bool = False, detail: str = ""
+    ) -> _Failure:
+        """Cool the instance down; the caller retries the job elsewhere. The client's
+        message names the instance by its number; its URL and the library's `detail` go
+        to the log (and the operator's health view) only."""
         assert self._monitor is not None
-        self._monitor.report_failure(instance, reason)
-        return _Failure(f"{instance.url}: {reason}", timed_out)
+        self._monitor.report_failure(instance, f"{reason}: {detail}" if detail else reason)
+        return _Failure(f"{instance.label}: {reason}", timed_out)
 
     async def _call(self, instance: Instance, method: str, path: str) -> bytes:
         """A short control call (probe, progress, interrupt), bounded by the probe timeout."""

@@ -90,6 +90,9 @@ class Instance:
 
     endpoint: Endpoint
     slots: int
+    # Its place in the configured list, from 1: the name clients see ("SD instance 2"),
+    # where the URL, an internal address, is kept for the log and the records.
+    number: int = 0
     healthy: bool = False
     busy: int = 0
     # Monotonic time of the last release: the pool prefers the instance idle longest.
@@ -114,6 +117,10 @@ class Instance:
     @property
     def url(self) -> str:
         return self.endpoint.url
+
+    @property
+    def label(self) -> str:
+        return f"SD instance {self.number}" if self.number else "SD instance"
 
     @property
     def free(self) -> bool:

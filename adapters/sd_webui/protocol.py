@@ -69,24 +69,28 @@ def _model_key(name: str) -> str:
     return name
 
 
-def parse_reply(body: bytes, *, instance: str, seed: int, checkpoint: str | None) -> GeneratedImage:
-    """The first image of a 200 reply, or ModelAnswerInvalid: never an empty picture."""
+def parse_reply(
+    body: bytes, *, instance: str, seed: int, checkpoint: str | None, label: str = ""
+) -> GeneratedImage:
+    """The first image of a 200 reply, or ModelAnswerInvalid: never an empty picture.
+
+    Errors name the instance by `label` ("SD instance 2") when given: they reach clients,
+    which must not learn internal addresses; the record keeps `instance`, the URL."""
+    who = label or instance
     try:
         reply = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelAnswerInvalid(f"{instance} answered txt2img with non-JSON") from exc
+        raise ModelAnswerInvalid(f"{who} answered txt2img with non-JSON") from exc
     if not isinstance(reply, dict):
-        raise ModelAnswerInvalid(f"{instance} answered txt2img with a non-object")
+        raise ModelAnswerInvalid(f"{who} answered txt2img with a non-object")
     images = reply.get("images")
     if not isinstance(images, list) or not images or not isinstance(images[0], str):
-        raise ModelAnswerInvalid(f"{instance} answered txt2img without an image")
-    data = _decode_image(images[0], instance)
+        raise ModelAnswerInvalid(f"{who} answered txt2img without an image")
+    data = _decode_image(images[0], who)
     info = _parse_info(reply.get("info"))
     model = info.get("sd_model_name") if isinstance(info.get("sd_model_name"), str) else None
     if checkpoint and model and not same_model(checkpoint, model):
-        raise ModelAnswerInvalid(
-            f"{instance} rendered with model {model!r} instead of {checkpoint!r}"
-        )
+        raise ModelAnswerInvalid(f"{who} rendered with model {model!r} instead of {checkpoint!r}")
     seed_used = info.get("seed")
     if not isinstance(seed_used, int) or isinstance(seed_used, bool):
         seed_used = seed

@@ -41,6 +41,12 @@ class ServerSettings:
         "Requests held open at once (slow bodies, event streams, generations); beyond it a "
         "503 at once. Capped below the open-file limit, which start-up raises to its hard limit.",
     )
+    listen_backlog: int = _setting(
+        "4096",
+        _positive_int,
+        "Connections the system queues for the service before it accepts them (the listen "
+        "backlog; the kernel caps it at net.core.somaxconn). granian's own default is 1024.",
+    )
     header_timeout_s: float = _setting(
         "15",
         _positive_float,

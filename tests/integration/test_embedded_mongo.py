@@ -150,3 +150,25 @@ async def test_a_server_that_lives_but_stops_answering_is_restarted(tmp_path: Pa
         with contextlib.suppress(ProcessLookupError):
             os.kill(frozen_pid, signal.SIGKILL)
         await repository.close()
+
+
+def _environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_the_child_returns_large_buffers_to_the_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc's defaults let the child's per-thread arenas keep 1 GB after large saves
+    (benchmarks/memory_pressure.py); an operator's own setting still wins."""
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    server = EmbeddedMongoProcess(str(tmp_path))
+    with server:
+        assert server.pid is not None
+        found = _environment(server.pid)
+    assert found["MALLOC_MMAP_THRESHOLD_"] == str(128 * 1024)
+    assert found["MALLOC_TRIM_THRESHOLD_"] == str(128 * 1024)
+    assert found["MALLOC_ARENA_MAX"] == "4"

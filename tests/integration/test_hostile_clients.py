@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,6 +136,20 @@ def test_a_stalled_body_is_cut_with_408_and_stalled_headers_are_closed(tmp_path:
         # The soft open-file limit was 1,024 at start: raised to the hard limit and logged.
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         assert f"open files: limit {hard} (raised from {min(1024, hard)})" in log.read_text()
+
+
+def test_the_listen_backlog_is_the_setting_not_granians_1024(tmp_path: Path) -> None:
+    """10,000 clients connecting at once wait in this queue; past it the kernel drops
+    their SYNs and they retry after 1 s, 3 s, 7 s."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    if shutil.which("ss") is None or somaxconn <= 1024:
+        pytest.skip("needs `ss` and net.core.somaxconn above granian's default of 1024")
+    wanted = min(2000, somaxconn)
+    with serving(tmp_path, INSPILOT_LISTEN_BACKLOG="2000") as (port, _, _):
+        listening = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    assert int(listening[2]) == wanted, listening  # Send-Q of a listening socket: its backlog
 
 
 def test_requests_past_the_cap_are_refused_in_words_and_admitted_again_later(

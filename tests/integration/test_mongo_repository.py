@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.demo_images import render_png
 from adapters.embedded_mongo import EmbeddedMongoProcess
 from adapters.mongo import MongoExperimentRepository
+from adapters.mongo.blobs import WRITE_BATCH, WRITES_IN_FLIGHT, BlobStore
+from adapters.mongo.mapping import Blob
 from domain.errors import StorageError
 from domain.experiment import SCHEME_STAGES, Experiment, Stage
 from domain.generation import GenerationRecord, ImageStep, Outcome, Pipeline
@@ -393,3 +395,51 @@ async def test_records_stored_with_inline_sketches_still_read(
         {"$set": {"inputs": {"b": old_inputs}, "blobs": []}, "$unset": {"sketches": ""}},
     )
     assert (await mongo_repository.get_generation(record.id)) == record
+
+
+class InsertSizes(monitoring.CommandListener):
+    """Blob bytes per insert message, and the most in flight at once, seen by the driver."""
+
+    def __init__(self) -> None:
+        self.messages: list[int] = []
+        self._open: dict[int, int] = {}
+        self.most_in_flight = 0
+
+    def started(self, event: Any) -> None:
+        if event.command_name == "insert" and "blobs" == event.command.get("insert"):
+            size = sum(len(doc.get("data", b"")) for doc in event.command.get("documents", []))
+            self.messages.append(size)
+            self._open[event.request_id] = size
+            self.most_in_flight = max(self.most_in_flight, sum(self._open.values()))
+
+    def succeeded(self, event: Any) -> None:
+        self._open.pop(event.request_id, None)
+
+    def failed(self, event: Any) -> None:
+        self._open.pop(event.request_id, None)
+
+
+async def test_large_saves_reach_the_server_in_bounded_messages_and_bounded_bytes(
+    mongodb_uri: str, mongo_database: str
+) -> None:
+    """20 concurrent 60 MB saves in 48 MB messages drove the embedded server to 4.7 GB:
+    blobs go in messages of at most WRITE_BATCH, at most WRITES_IN_FLIGHT at once."""
+    sizes = InsertSizes()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongodb_uri, event_listeners=[sizes]
+    )
+    try:
+        store = BlobStore(client[mongo_database])
+        pictures = [
+            [Blob(data, hashlib.sha256(data).hexdigest(), "sketch") for data in batch]
+            for batch in (
+                [os.urandom(1_700_000) + bytes([n, i]) for i in range(12)] for n in range(4)
+            )
+        ]
+        await asyncio.gather(*(store.store(batch) for batch in pictures))
+        loaded = await store.load(blob.sha for batch in pictures for blob in batch)
+    finally:
+        await client.close()
+    assert len(loaded) == 48
+    assert sizes.messages and max(sizes.messages) <= WRITE_BATCH
+    assert sizes.most_in_flight <= WRITES_IN_FLIGHT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import socket
 import sys
 import types
@@ -341,7 +342,7 @@ async def test_concurrency_cap_is_respected(fake: FakeOpenAIServer) -> None:
 
 
 @pytest.mark.slow  # backs off until a 1 s step deadline
-async def test_connection_refused_is_unavailable() -> None:
+async def test_connection_refused_is_unavailable(caplog: pytest.LogCaptureFixture) -> None:
     # A bound socket that never listens: the port stays ours and refuses connections.
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -352,9 +353,16 @@ async def test_connection_refused_is_unavailable() -> None:
             model=TEXT,
             **{**FAST, "step_deadline_s": 1.0},
         )
-        async with running(generator):
-            with pytest.raises(ModelUnavailable, match="cannot connect"):
-                await generator.complete(PRODUCTS)
+        with caplog.at_level(logging.WARNING):
+            async with running(generator):
+                with pytest.raises(ModelUnavailable, match="cannot connect") as refused:
+                    await generator.complete(PRODUCTS)
+    # The client's message names the part and the failure, not the library's words or the
+    # address; those are in the log line.
+    message = str(refused.value)
+    assert "ConnectError" not in message and "127.0.0.1" not in message
+    assert str(port) not in message
+    assert "ConnectError" in caplog.text
 
 
 async def test_complete_before_start_is_a_programming_error(fake: FakeOpenAIServer) -> None:
