@@ -135,6 +135,7 @@ class ConnectionGuard:
                 f"flight (INSPILOT_MAX_INFLIGHT_MB is {self._max_inflight // 1_048_576}); "
                 "try again shortly"
             )
+            await self._discard_body(receive)
             await _send_refusal(send, _Refusal(503, CODE_INTERNAL, message, 2))
             return
         self.open += 1
@@ -150,6 +151,24 @@ class ConnectionGuard:
                 self._followers[job] -= 1
                 if self._followers[job] <= 0:
                     del self._followers[job]
+
+    async def _discard_body(self, receive: Any) -> None:
+        """Read a refused body to its end, keeping none of it. A client still sending a
+        large body reads no answer before it has sent it all: answering first and closing
+        reset its connection, and it saw a network error instead of the 503 with its
+        Retry-After. Bounded like any body: the body timeout, shutdown, the largest body."""
+        read = 0
+        guarded = self._guarded_receive(receive)
+        while read <= self._max_body:
+            try:
+                message = await guarded()
+            except HTTPException:  # stalled: the refusal goes out now, the client is slow
+                return
+            if message["type"] != "http.request":
+                return
+            read += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     def _room_condition(self) -> asyncio.Condition:
         if self._room is None:

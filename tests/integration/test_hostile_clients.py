@@ -3,6 +3,7 @@ keep-alives, too many requests or event streams, and a SIGTERM while they are op
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -188,6 +189,39 @@ def test_bodies_past_the_in_flight_budget_wait_briefly_then_get_503(tmp_path: Pa
         held.close()
         time.sleep(0.3)
         assert httpx.post(start, content=body, headers=headers, timeout=20).status_code == 200
+
+
+def test_large_bodies_refused_for_room_read_the_503_not_a_reset(tmp_path: Path) -> None:
+    """Four 30 MB saves sent at once while the budget is taken: each client, still writing
+    its body, gets the 503 with Retry-After (they got reset connections when the refusal
+    did not read the body first)."""
+    with serving(tmp_path, INSPILOT_MAX_INFLIGHT_MB="1") as (port, _, _):
+        held = _open(
+            port,
+            b"POST /paint/save HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 900000\r\n\r\n{",
+        )
+        time.sleep(0.3)
+        body = json.dumps({"username": "p1", "pad": "x" * 30_000_000}).encode()
+
+        async def save_all() -> list[httpx.Response | BaseException]:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+                saves = [
+                    c.post(
+                        "/paint/save", content=body, headers={"Content-Type": "application/json"}
+                    )
+                    for _ in range(4)
+                ]
+                return await asyncio.gather(*saves, return_exceptions=True)
+
+        replies = asyncio.run(save_all())
+        assert all(isinstance(reply, httpx.Response) for reply in replies), replies
+        for reply in replies:
+            assert isinstance(reply, httpx.Response)
+            assert reply.status_code == 503 and reply.json()["code"] == 3
+            assert "INSPILOT_MAX_INFLIGHT_MB" in reply.json()["message"]
+            assert reply.headers["Retry-After"]
+        held.close()
 
 
 def test_event_streams_are_capped_per_job_and_in_all(tmp_path: Path) -> None:
