@@ -1,9 +1,11 @@
-"""Running independent steps side by side and surfacing the error that explains a failure."""
+"""Running independent steps side by side, surfacing the error that explains a failure,
+and bounding how many bytes concurrent work holds at once."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar, cast
 
 from domain.errors import InsPilotError
@@ -56,3 +58,27 @@ async def run_three(
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+class ByteBudget:
+    """At most `limit` bytes held at once by all holders; a larger holder waits for all."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self.most_used = 0  # for tests and benchmarks
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self._limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._used + size <= self._limit)
+            self._used += size
+            self.most_used = max(self.most_used, self._used)
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._used -= size
+                self._changed.notify_all()

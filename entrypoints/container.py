@@ -14,6 +14,7 @@ from adapters.memory_repository import InMemoryExperimentRepository
 from adapters.prompt_watcher import PromptWatcher
 from adapters.system_clock import SystemClock
 from application.attribution import Attributor, RunContexts
+from application.concurrency import ByteBudget
 from application.dashboard_access import DashboardAccess
 from application.generation_run import ModelGateway
 from application.job_board import OrphanRecorder
@@ -207,6 +208,11 @@ class Container(containers.DeclarativeContainer):
     )
     save_session = providers.Factory(
         SaveSession, repository=repository, clock=clock, roster=roster, attributor=attributor
+    )
+    # Session bytes being decoded and stored at once (their bodies' sizes), all saves.
+    saving = providers.Singleton(
+        ByteBudget,
+        providers.Callable(lambda mb: mb * 1024 * 1024, settings.provided.max_saving_mb),
     )
     job_board: providers.Provider[Any] = providers.Selector(
         settings.provided.jobs_backend,

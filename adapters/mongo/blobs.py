@@ -8,9 +8,8 @@ binary field stays flat (~180 MB/s). A 1.7 MB SDXL picture is one document here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongo.mapping import Blob
+from application.concurrency import ByteBudget
 
 logger = logging.getLogger(__name__)
 
@@ -66,30 +66,6 @@ def _batches(blobs: list[Blob], most: int) -> Iterator[list[Blob]]:
         size += len(blob.data)
     if batch:
         yield batch
-
-
-class ByteBudget:
-    """At most `limit` bytes held at once by all holders; a larger holder waits for all."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._used = 0
-        self.most_used = 0  # for tests and benchmarks
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, size: int) -> AsyncIterator[None]:
-        size = min(size, self._limit)
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._used + size <= self._limit)
-            self._used += size
-            self.most_used = max(self.most_used, self._used)
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._used -= size
-                self._changed.notify_all()
 
 
 class BlobStore:

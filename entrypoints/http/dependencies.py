@@ -28,6 +28,7 @@ def dependencies(container: Container) -> dict[str, Provide]:
             "settings",
             "start_session",
             "save_session",
+            "saving",
             "gateway",
             "run_contexts",
             "client_view",

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from application.attribution import RunContexts
+from application.concurrency import ByteBudget
 from application.generation_run import ModelGateway
 from application.use_cases.sessions import SaveSession, StartSession
 from entrypoints.http.bodies import BODY, NO_BODY, JsonBody
@@ -116,12 +117,16 @@ class LegacyController(Controller):
         save_session: NamedDependency[SaveSession],
         client_view: NamedDependency[ClientView],
         settings: NamedDependency[Settings],
+        saving: NamedDependency[ByteBudget],
         data: JSONBody[JsonBody[SaveBody]] = NO_BODY,
     ) -> Response[bytes]:
         """Save the whole session of a started participant; 404 for an unknown one."""
-        command = await data.decode(lambda body: save_command(body, settings.max_task_chars))
-        address = client_view.address(request.scope)
-        await save_session.execute(replace(command, address=address))
+        # Decoded and stored, a session costs several times its body: saves beyond
+        # INSPILOT_MAX_SAVING_MB wait here holding only their body.
+        async with saving.hold(len(data.raw)):
+            command = await data.decode(lambda body: save_command(body, settings.max_task_chars))
+            address = client_view.address(request.scope)
+            await save_session.execute(replace(command, address=address))
         return envelope(None)
 
     @post(

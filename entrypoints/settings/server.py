@@ -66,3 +66,9 @@ class ServerSettings:
         "Request bodies in flight at once, in MB (declared sizes); a body that would pass it "
         "waits 2 s for room, then gets 503 with Retry-After.",
     )
+    max_saving_mb: int = _setting(
+        "128",
+        _positive_int,
+        "Session saves decoded and stored at once, in MB of their bodies; more wait their "
+        "turn holding only their body (a save costs about 3.5 times its size meanwhile).",
+    )
