@@ -1,11 +1,15 @@
-"""The shared SD ledger's documents in MongoDB, and every read and write made on them.
+"""The shared SD ledger's instance documents in MongoDB, and every read and write made on them.
 
-- `sd_instances`: one document per instance: `slots`, `free`, the `leases` held
-  (`id`, holder replica, job, expiry `until`), and the shared health (`healthy`,
-  `cooldown_until`, `consecutive_failures`, `last_error`, `render_s`, `probe_until`).
-- `sd_queue`: one ticket per waiting job: `prio` (0 for retries, 1 for new jobs), `seq`
-  (when it arrived; its id breaks ties), the `replica` waiting for it.
-- `sd_replicas`: a heartbeat (`alive_until`) per replica.
+`sd_instances` holds one document per instance: `slots`, `free`, the `leases` held (`id`,
+holder replica, job, `since`, expiry `until`), and the shared health (`healthy`,
+`cooldown_until`, `consecutive_failures`, `last_error`, `render_s`, `probe_until`).
+The queue and the replicas' documents are in ledger_queue.py.
+
+No query names the instances with `{"_id": {"$in": urls}}`: the embedded server matches
+`$in` value by value against every document, and with 200 instances one such query cost
+33 ms of its only core (the collapse at scale, measured). Queries filter on `free`
+(indexed) instead; an instance in the collection but not configured here (another
+deployment's) is excluded by name, and there are seldom any.
 
 Times are wall-clock seconds (`time.time()`): replicas on several hosts compare them,
 so their clocks must agree to well within the lease (NTP does).
@@ -14,16 +18,27 @@ so their clocks must agree to well within the lease (NTP does).
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure
 
 _NO_CHANGE_STREAMS = 40573
-_QUEUE_ORDER = [("prio", 1), ("seq", 1), ("_id", 1)]
 
 Doc = dict[str, Any]
+# Instances within this share of the fastest render time count as equally fast.
+_EQUAL_SPEED = 0.15
+
+
+def _fastest(free: list[Doc]) -> Doc:
+    """A random one of the fastest free instances (untimed ones count as fastest)."""
+    times = [doc["render_s"] for doc in free if doc.get("render_s") is not None]
+    if len(times) < len(free):
+        return random.choice([doc for doc in free if doc.get("render_s") is None])
+    bound = min(times) * (1 + _EQUAL_SPEED)
+    return random.choice([doc for doc in free if doc["render_s"] <= bound])
 
 
 def _fresh(url: str, slots: int) -> Doc:
@@ -43,28 +58,26 @@ def _fresh(url: str, slots: int) -> Doc:
 
 
 class LedgerDocuments:
-    """One replica's handle on the ledger's collections."""
+    """One replica's handle on the instance documents."""
 
     def __init__(self, client: AsyncMongoClient[Doc], database: str, replica: str) -> None:
-        db = client[database]
-        self.instances, self.queue = db["sd_instances"], db["sd_queue"]
-        self.replicas = db["sd_replicas"]
+        self.instances = client[database]["sd_instances"]
         self.replica = replica
+        # Instances in the collection this replica does not know (another configuration).
+        self.foreign: list[str] = []
 
     async def prepare(self, slots_by_url: dict[str, int]) -> None:
-        """The queue's index and one document per instance (kept if present)."""
-        await self.queue.create_index(_QUEUE_ORDER)
-        existing = {
-            doc["_id"]: doc["slots"]
-            async for doc in self.instances.find({"_id": {"$in": list(slots_by_url)}}, {"slots": 1})
-        }
+        """The index on `free` and one document per instance (kept if present)."""
+        await self.instances.create_index([("free", 1)])
+        existing = {doc["_id"]: doc["slots"] async for doc in self.instances.find({}, {"slots": 1})}
+        self.foreign = sorted(url for url in existing if url not in slots_by_url)
         missing = [_fresh(url, slots) for url, slots in slots_by_url.items() if url not in existing]
         if missing:
             # Another replica starting at the same moment may insert some of them first.
             with contextlib.suppress(BulkWriteError):
                 await self.instances.insert_many(missing, ordered=False)
         for url, old in existing.items():
-            if old != slots_by_url[url]:
+            if url in slots_by_url and old != slots_by_url[url]:
                 # The slots per instance changed since the last deployment: keep the leases.
                 await self.instances.update_one(
                     {"_id": url, "slots": old},
@@ -84,27 +97,50 @@ class LedgerDocuments:
         await stream.close()
         return True
 
+    def _ours(self, query: Doc) -> Doc:
+        if self.foreign:
+            query["_id"] = {"$nin": self.foreign}
+        return query
+
     # -- slots -------------------------------------------------------------------------
 
-    async def take(self, urls: list[str], lease: str, job: str, lease_s: float) -> str | None:
-        """One atomic update: a free slot on a healthy instance, idle longest first."""
-        doc = await self.instances.find_one_and_update(
-            {"_id": {"$in": urls}, "healthy": True, "free": {"$gt": 0}},
-            {
-                "$inc": {"free": -1},
-                "$push": {
-                    "leases": {
-                        "id": lease,
-                        "holder": self.replica,
-                        "job": job,
-                        "until": time.time() + lease_s,
-                    }
+    async def take(self, lease: str, job: str, lease_s: float) -> Doc | None:
+        """A free slot on a healthy instance, the fastest (a random one among equals).
+
+        Read the free instances (all of them: the first few in index order would be the
+        same few for every taker), then take one with an update that re-checks it is
+        free. One `find_one_and_update` sorted the same way for every replica made
+        concurrent takers all aim at the same document: each lost race re-ran the
+        sorted scan, and 100 replicas' takes at once cost seconds each (measured).
+        """
+        query = self._ours({"free": {"$gt": 0}, "healthy": True})
+        while True:
+            free = await self.instances.find(query, {"render_s": 1}).to_list()
+            if not free:
+                return None
+            pick = _fastest(free)
+            now = time.time()
+            taken = await self.instances.update_one(
+                {"_id": pick["_id"], "free": {"$gt": 0}, "healthy": True},
+                {
+                    "$inc": {"free": -1},
+                    "$push": {"leases": self._lease(lease, self.replica, job, now, lease_s)},
                 },
-            },
-            sort=[("idle_since", 1)],
-            projection={"_id": 1},
-        )
-        return None if doc is None else str(doc["_id"])
+            )
+            if taken.modified_count == 1:
+                return pick
+
+    @staticmethod
+    def _lease(lease: str, holder: str, job: str, now: float, lease_s: float) -> Doc:
+        return {"id": lease, "holder": holder, "job": job, "since": now, "until": now + lease_s}
+
+    async def started(self, url: str, lease: str, render_s: float | None) -> None:
+        """When the render on a handed-over slot began, and the instance's render time
+        when it changed (both for the scheduling rule, ledger_schedule.py)."""
+        fields: Doc = {"leases.$.since": time.time()}
+        if render_s is not None:
+            fields["render_s"] = render_s
+        await self.instances.update_one({"_id": url, "leases.id": lease}, {"$set": fields})
 
     async def give_back(self, url: str, lease: str, render_s: float | None) -> None:
         fields: Doc = {"idle_since": time.time()}
@@ -116,15 +152,25 @@ class LedgerDocuments:
             {"$pull": {"leases": {"id": lease}}, "$inc": {"free": 1}, "$set": fields},
         )
 
-    async def renew(self, url: str, lease: str, lease_s: float) -> None:
-        await self.instances.update_one(
-            {"_id": url, "leases.id": lease}, {"$set": {"leases.$.until": time.time() + lease_s}}
-        )
+    async def renew(self, held: list[tuple[str, str]], lease_s: float) -> None:
+        """Every lease this replica holds, in one round trip; a slot handed over by
+        another replica is named after its new holder here."""
+        if not held:
+            return
+        until = time.time() + lease_s
+        renewals = [
+            UpdateOne(
+                {"_id": url, "leases.id": lease},
+                {"$set": {"leases.$.until": until, "leases.$.holder": self.replica}},
+            )
+            for url, lease in held
+        ]
+        await self.instances.bulk_write(renewals, ordered=False)
 
-    async def expired(self, urls: list[str], now: float) -> list[tuple[str, Doc]]:
+    async def expired(self, now: float) -> list[tuple[str, Doc]]:
         """Leases of other replicas past their expiry, by instance."""
         found = []
-        async for doc in self.instances.find({"_id": {"$in": urls}, "leases.until": {"$lt": now}}):
+        async for doc in self.instances.find(self._ours({"leases.until": {"$lt": now}})):
             for lease in doc["leases"]:
                 if lease["until"] < now and lease["holder"] != self.replica:
                     found.append((str(doc["_id"]), lease))
@@ -138,39 +184,19 @@ class LedgerDocuments:
         )
         return result.modified_count == 1
 
-    async def free_slots(self, urls: list[str]) -> int:
-        free = self.instances.find(
-            {"_id": {"$in": urls}, "healthy": True, "free": {"$gt": 0}}, {"free": 1}
+    async def has_free_slot(self) -> bool:
+        found = await self.instances.find_one(
+            self._ours({"free": {"$gt": 0}, "healthy": True}), {"_id": 1}
         )
-        return sum([doc["free"] async for doc in free])
+        return found is not None
 
-    async def expected_ends(self, urls: list[str], lease_s: float, after: float) -> list[float]:
-        """When held slots are expected to be given back after `after` (a lease's start
-        plus its instance's render time), soonest first, among the few instances whose
-        leases began first. A renewed lease looks younger than it is: the caller never
-        waits longer than its polling backoff on this."""
-        found = (
-            self.instances.find(
-                {
-                    "_id": {"$in": urls},
-                    "healthy": True,
-                    "render_s": {"$ne": None},
-                    "leases": {"$ne": []},
-                },
-                {"leases.until": 1, "render_s": 1},
-            )
-            .sort("leases.until", 1)
-            .limit(3)
-        )
-        ends = [
-            lease["until"] - lease_s + doc["render_s"]
-            async for doc in found
-            for lease in doc.get("leases", ())
-        ]
-        return sorted(end for end in ends if end > after)
+    async def read(self) -> list[Doc]:
+        return await self.instances.find(self._ours({})).to_list()
 
-    async def read(self, urls: list[str]) -> list[Doc]:
-        return await self.instances.find({"_id": {"$in": urls}}).to_list()
+    async def busy_faster_than(self, render_s: float) -> list[Doc]:
+        """Instances a job might rather wait for (the scheduling rule, ledger_schedule.py)."""
+        query = {"render_s": {"$lt": render_s}, "healthy": True, "leases.0": {"$exists": True}}
+        return await self.instances.find(self._ours(query)).to_list()
 
     # -- health --------------------------------------------------------------------
 
@@ -185,55 +211,3 @@ class LedgerDocuments:
             projection={"_id": 1},
         )
         return claimed is not None
-
-    # -- the queue -------------------------------------------------------------------
-
-    async def queue_is_empty(self) -> bool:
-        return await self.queue.find_one({}, {"_id": 1}) is None
-
-    async def queue_size(self) -> int:
-        return await self.queue.count_documents({})
-
-    async def enqueue(self, ticket: str, retry: bool) -> None:
-        # Arrival time orders the queue: one write per waiting job, not two (a counter);
-        # replicas on one host share the clock, on several hosts NTP keeps them within
-        # milliseconds, closer than two participants' clicks can be told apart anyway.
-        ticket_doc = {
-            "_id": ticket,
-            "prio": 0 if retry else 1,
-            "seq": time.time(),
-            "replica": self.replica,
-            "at": time.time(),
-        }
-        await self.queue.insert_one(ticket_doc)
-
-    async def head(self, count: int) -> list[str]:
-        tickets = self.queue.find({}, {"_id": 1}).sort(_QUEUE_ORDER).limit(count)
-        return [str(ticket["_id"]) async for ticket in tickets]
-
-    async def dequeue(self, *tickets: str) -> None:
-        await self.queue.delete_many({"_id": {"$in": list(tickets)}})
-
-    async def drop_served(self, waiting: list[str]) -> None:
-        """This replica's tickets no job waits on any more (a failed dequeue)."""
-        await self.queue.delete_many({"replica": self.replica, "_id": {"$nin": waiting}})
-
-    # -- replicas ----------------------------------------------------------------------
-
-    async def beat(self, lease_s: float) -> None:
-        await self.replicas.update_one(
-            {"_id": self.replica}, {"$set": {"alive_until": time.time() + lease_s}}, upsert=True
-        )
-
-    async def forget_dead_replicas(self) -> list[str]:
-        """Replicas that stopped beating, and their tickets: they must not block the head."""
-        now = time.time()
-        dead = [doc["_id"] async for doc in self.replicas.find({"alive_until": {"$lt": now}})]
-        if dead:
-            await self.queue.delete_many({"replica": {"$in": dead}})
-            await self.replicas.delete_many({"_id": {"$in": dead}, "alive_until": {"$lt": now}})
-        return dead
-
-    async def leave(self) -> None:
-        await self.queue.delete_many({"replica": self.replica})
-        await self.replicas.delete_one({"_id": self.replica})
