@@ -110,7 +110,7 @@ class MongoSlotLedger(HandOverPool):
         except PyMongoError as exc:
             await self._client.close()
             self._client = self._docs = self._queue = None
-            raise ModelUnavailable(f"the shared SD ledger is unreachable: {exc}") from exc
+            raise _unreachable(exc) from exc
         self._loops = [
             asyncio.create_task(self.inbox.run(), name="sd-ledger-inbox"),
             asyncio.create_task(self.housekeeper.run(), name="sd-ledger-housekeeping"),
@@ -186,7 +186,7 @@ class MongoSlotLedger(HandOverPool):
                     retry_after_s=self._busy_retry_after(),
                 )
         except PyMongoError as exc:
-            raise ModelUnavailable(f"the shared SD ledger is unreachable: {exc}") from exc
+            raise _unreachable(exc) from exc
         return await self._wait_in_queue(enqueued, deadline, retry)
 
     async def _take_now(self) -> Instance | None:
@@ -229,7 +229,7 @@ class MongoSlotLedger(HandOverPool):
                     retry_after_s=self._busy_retry_after(),
                 ) from None
             if isinstance(exc, PyMongoError):
-                raise ModelUnavailable(f"the shared SD ledger is unreachable: {exc}") from exc
+                raise _unreachable(exc) from exc
             raise
         self._record_wait(instance, time.monotonic() - enqueued)
         return instance
@@ -277,3 +277,10 @@ class MongoSlotLedger(HandOverPool):
     @property
     def reclaimed(self) -> int:
         return self.housekeeper.reclaimed
+
+
+def _unreachable(exc: PyMongoError) -> ModelUnavailable:
+    """The client learns which part failed; the driver's words (addresses, topology) go to
+    the log line, which carries the request id."""
+    logger.warning("the shared SD ledger is unreachable: %s", exc)
+    return ModelUnavailable("the shared SD ledger (storage) is unreachable")

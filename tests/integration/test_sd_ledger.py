@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -296,3 +297,21 @@ async def _learn_render_times(ledger: MongoSlotLedger) -> None:
         assert time.monotonic() < deadline, "render times never shared"
         await asyncio.sleep(0.02)
         await ledger.refresh()
+
+
+async def test_an_unreachable_ledger_names_the_part_not_its_address(
+    servers: Callable[..., list[FakeSdServer]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The driver's words (the address, the topology) go to the log, not to the client."""
+    (server,) = servers(1)
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        ledger = SharedLedger(lambda: uri, "inspilot", timeout_ms=300)
+        generator = SdWebUIImageGenerator([server.url], ledger=ledger)
+        with pytest.raises(ModelUnavailable, match="ledger") as refused:
+            await generator.start()
+        await generator.close()
+    assert str(port) not in str(refused.value) and "127.0.0.1" not in str(refused.value)
+    assert str(port) in caplog.text
