@@ -199,15 +199,18 @@ class MongoExperimentRepository(ExperimentRepository, StorageProbe, PictureStore
         return self._study_store
 
     async def round_trip(self) -> None:
-        """A tiny write read back, in its own collection: never touches study data."""
+        """A tiny write read back, in its own collection: never touches study data.
+
+        Each probe writes a document of its own: the supervisor and readiness probe at
+        the same moment, and on one shared document one's write replaced the other's
+        before its read (a false "did not read back")."""
         marker = secrets.token_hex(8)
         with storage_errors("the health write and read"):
             health = self._database_handle[HEALTH_COLLECTION]
-            await health.replace_one(
-                {"_id": "probe"}, {"_id": "probe", "marker": marker}, upsert=True
-            )
-            found = await health.find_one({"_id": "probe"})
-        if found is None or found.get("marker") != marker:
+            await health.insert_one({"_id": marker})
+            found = await health.find_one({"_id": marker})
+            await health.delete_one({"_id": marker})
+        if found is None:
             raise StorageError("storage: the health write did not read back")
 
     async def get_or_create(self, experiment: Experiment) -> Experiment:

@@ -279,14 +279,23 @@ async def test_a_job_waits_for_a_clearly_faster_instance_busy_on_another_replica
         await asyncio.gather(*(a.generate(ImageRequest(prompt="warm-up")) for _ in range(2)))
         assert (fast.counters.renders, slow.counters.renders) == (1, 1)
         await _learn_render_times(ledger_of(b))
-        first = asyncio.create_task(a.generate(ImageRequest(prompt="a0")))
-        await eventually(lambda: fast.counters.requests == 2)
-        # fast, fast, fast ends by ~1.2 s; any job on the slow one would end at ~2 s.
-        images = await asyncio.gather(
-            first, *((b, a)[n % 2].generate(ImageRequest(prompt=f"x{n}")) for n in range(2))
-        )
+        # A fast render delayed past twice its estimate by a busy machine stops counting
+        # as "sooner" (by design), so the scenario gets a second chance; a ledger without
+        # the rule starts a job on the free slow instance every time.
+        for attempt in range(2):
+            slow_before = slow.counters.renders
+            served = fast.counters.requests
+            first = asyncio.create_task(a.generate(ImageRequest(prompt=f"a{attempt}")))
+            await eventually(lambda served=served: fast.counters.requests == served + 1)
+            # fast, fast, fast ends by ~1.2 s; any job on the slow one would end at ~2 s.
+            images = await asyncio.gather(
+                first,
+                *((b, a)[n % 2].generate(ImageRequest(prompt=f"x{attempt}{n}")) for n in range(2)),
+            )
+            if [image.instance for image in images] == [fast.url] * 3:
+                break
     assert [image.instance for image in images] == [fast.url] * 3
-    assert slow.counters.renders == 1
+    assert slow.counters.renders == slow_before
     assert fast.counters.max_in_flight == 1
 
 
