@@ -38,7 +38,10 @@ def _record(number: int, **fields: Any) -> GenerationRecord:
 
 @pytest.fixture
 def dashboard() -> Iterator[tuple[TestClient[Any], Container]]:
-    container = build_container(memory_settings(INSPILOT_RESEARCH_TOKEN=TOKEN))
+    # The records are stored from the test's own event loop, where the record writer's
+    # workers do not run: its queue must hold all 120 of them.
+    settings = memory_settings(INSPILOT_RESEARCH_TOKEN=TOKEN, INSPILOT_RECORD_QUEUE_MAX="1000")
+    container = build_container(settings)
     with TestClient(create_app(container)) as client:
         client.post("/dashboard/login", data={"token": TOKEN})
         yield client, container
