@@ -169,14 +169,20 @@ def test_requests_past_the_cap_are_refused_in_words_and_admitted_again_later(
         assert httpx.get(f"http://127.0.0.1:{port}/ping").text == "pong"
 
 
+def _take_the_budget(port: int) -> socket.socket:
+    """A save that declares 900 kB and sends one byte: it holds a 1 MB in-flight budget."""
+    held = _open(
+        port,
+        b"POST /paint/save HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 900000\r\n\r\n{",
+    )
+    time.sleep(0.3)
+    return held
+
+
 def test_bodies_past_the_in_flight_budget_wait_briefly_then_get_503(tmp_path: Path) -> None:
     with serving(tmp_path, INSPILOT_MAX_INFLIGHT_MB="1") as (port, _, _):
-        held = _open(
-            port,
-            b"POST /paint/save HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 900000\r\n\r\n{",
-        )
-        time.sleep(0.3)
+        held = _take_the_budget(port)
         body = json.dumps({"username": "p1", "pad": "x" * 300_000}).encode()
         start = f"http://127.0.0.1:{port}/paint/start"
         headers = {"Content-Type": "application/json"}
@@ -196,12 +202,7 @@ def test_large_bodies_refused_for_room_read_the_503_not_a_reset(tmp_path: Path) 
     its body, gets the 503 with Retry-After (they got reset connections when the refusal
     did not read the body first)."""
     with serving(tmp_path, INSPILOT_MAX_INFLIGHT_MB="1") as (port, _, _):
-        held = _open(
-            port,
-            b"POST /paint/save HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 900000\r\n\r\n{",
-        )
-        time.sleep(0.3)
+        held = _take_the_budget(port)
         body = json.dumps({"username": "p1", "pad": "x" * 30_000_000}).encode()
 
         async def save_all() -> list[httpx.Response | BaseException]:
